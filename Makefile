@@ -1,0 +1,41 @@
+# weir — make targets. `make test` is the one command that runs every test;
+# it installs what the tests need by itself.
+
+GO        ?= go
+PKGS      := ./...
+TESTFLAGS ?= -race -timeout 20m
+
+.PHONY: all build test vet unit bench bench-peers fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/weir ./cmd/weir
+
+test: vet unit
+
+vet:
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+# Go benchmarks: runtime overhead (ns/event, allocs/event) and the
+# end-to-end JSON pipeline (events/s, events/s per CPU second).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/runtime/ ./internal/jsondoc/ ./internal/expr/ ./bench/
+
+# Side by side with Benthos v4.38.0 on the same input (not part of make test).
+bench-peers:
+	bash bench/peers/benthos.sh
+
+# Run every fuzzer for a short while.
+fuzz:
+	@for pkg in ./internal/jsondoc ./internal/expr ./internal/config; do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 30s $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,171 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+
+	"github.com/weir-dev/weir/internal/config"
+	"github.com/weir-dev/weir/internal/connector/discard"
+	"github.com/weir-dev/weir/internal/connector/file"
+	"github.com/weir-dev/weir/internal/connector/generate"
+	"github.com/weir-dev/weir/internal/connector/stdio"
+	"github.com/weir-dev/weir/internal/dag"
+	"github.com/weir-dev/weir/internal/processor"
+	"github.com/weir-dev/weir/internal/runtime"
+)
+
+// Component describes one component type: its YAML spec and how to build it.
+type Component struct {
+	Kind    dag.Kind
+	Type    string
+	Summary string
+	// Config returns a pointer to the component's config struct holding its
+	// defaults; the YAML is decoded over it.
+	Config func() any
+	// Build validates a decoded config and compiles it into a constructor
+	// for instances.
+	Build func(cfg any, n *dag.Node) (Builder, config.Errors)
+}
+
+// Builder creates one instance of a component. Exactly one field is set.
+type Builder struct {
+	Input     func(env runtime.Env) (runtime.Input, error)
+	Processor func(env runtime.Env) (runtime.Processor, error)
+	Output    func(env runtime.Env) (runtime.Output, error)
+}
+
+// Components lists every component weir knows, by kind and type.
+func Components() []Component {
+	return []Component{
+		{Kind: dag.Input, Type: "generate", Summary: "deterministic synthetic web-analytics events",
+			Config: func() any { c := generate.DefaultConfig(); return &c },
+			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+				c := *cfg.(*generate.Config)
+				return Builder{Input: func(env runtime.Env) (runtime.Input, error) { return generate.New(c, env) }}, validate(c.Validate(), n)
+			}},
+		{Kind: dag.Input, Type: "file", Summary: "NDJSON lines from files, optionally gzip, optionally followed",
+			Config: func() any { c := file.DefaultInputConfig(); return &c },
+			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+				c := *cfg.(*file.InputConfig)
+				errs := validate(c.Validate(), n)
+				if n.Parallelism > 1 {
+					errs.Add(&config.Error{Pos: fieldPos(n, "parallelism"), Field: field(n, "parallelism"), Msg: "the file input reads its files in order with one instance", Expected: "1"})
+				}
+				return Builder{Input: func(env runtime.Env) (runtime.Input, error) { return file.NewInput(c, env) }}, errs
+			}},
+		{Kind: dag.Input, Type: "stdin", Summary: "lines from standard input",
+			Config: func() any { c := stdio.DefaultStdinConfig(); return &c },
+			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+				c := *cfg.(*stdio.StdinConfig)
+				errs := validate(c.Validate(), n)
+				if n.Parallelism > 1 {
+					errs.Add(&config.Error{Pos: fieldPos(n, "parallelism"), Field: field(n, "parallelism"), Msg: "there is one standard input", Expected: "1"})
+				}
+				return Builder{Input: func(env runtime.Env) (runtime.Input, error) { return stdio.NewStdin(c, env, os.Stdin) }}, errs
+			}},
+		{Kind: dag.Processor, Type: "filter", Summary: "keep the events for which an expression is true",
+			Config: func() any { return &processor.FilterConfig{} },
+			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+				f, errs := processor.CompileFilter(*cfg.(*processor.FilterConfig), field(n, ""))
+				if f == nil {
+					return Builder{}, errs
+				}
+				return Builder{Processor: func(runtime.Env) (runtime.Processor, error) { return f.New(), nil }}, errs
+			}},
+		{Kind: dag.Processor, Type: "map", Summary: "set, rename and delete fields; compute new ones",
+			Config: func() any { return &processor.MapConfig{} },
+			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+				m, errs := processor.CompileMap(*cfg.(*processor.MapConfig), field(n, ""), func(k string) config.Pos { return fieldPos(n, k) })
+				return Builder{Processor: func(runtime.Env) (runtime.Processor, error) { return m.New(), nil }}, errs
+			}},
+		{Kind: dag.Output, Type: "stdout", Summary: "NDJSON to standard output",
+			Config: func() any { c := stdio.DefaultStdoutConfig(); return &c },
+			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+				c := *cfg.(*stdio.StdoutConfig)
+				return Builder{Output: func(env runtime.Env) (runtime.Output, error) { return stdio.NewStdout(c, env, os.Stdout) }}, validate(c.Validate(), n)
+			}},
+		{Kind: dag.Output, Type: "file", Summary: "NDJSON files with rotation by size and time and atomic rename",
+			Config: func() any { c := file.DefaultOutputConfig(); return &c },
+			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+				c := *cfg.(*file.OutputConfig)
+				return Builder{Output: func(env runtime.Env) (runtime.Output, error) { return file.NewOutput(c, env) }}, validate(c.Validate(), n)
+			}},
+		{Kind: dag.Output, Type: "discard", Summary: "count events and throw them away",
+			Config: func() any { c := discard.DefaultConfig(); return &c },
+			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+				c := *cfg.(*discard.Config)
+				return Builder{Output: func(env runtime.Env) (runtime.Output, error) { return discard.New(c, env) }}, validate(c.Validate(), n)
+			}},
+	}
+}
+
+func lookup(kind dag.Kind, typ string) (Component, []string) {
+	var names []string
+	for _, c := range Components() {
+		if c.Kind != kind {
+			continue
+		}
+		if c.Type == typ {
+			return c, nil
+		}
+		names = append(names, c.Type)
+	}
+	sort.Strings(names)
+	return Component{}, slices.Compact(names)
+}
+
+func field(n *dag.Node, f string) string {
+	s := n.Kind.String() + "s." + n.Name
+	if f != "" {
+		s += "." + f
+	}
+	return s
+}
+
+// fieldPos is the position of key f in the node's mapping, or the node's
+// own position when the key is absent.
+func fieldPos(n *dag.Node, f string) config.Pos {
+	spec := n.Config.Spec
+	if spec != nil {
+		for i := 0; i+1 < len(spec.Content); i += 2 {
+			if spec.Content[i].Value == f {
+				v := spec.Content[i+1]
+				return config.Pos{File: n.Config.Pos.File, Line: v.Line, Col: v.Column}
+			}
+		}
+	}
+	return n.Config.Pos
+}
+
+// validate turns the FieldErrors of a component's Validate into positioned
+// config errors.
+func validate(err error, n *dag.Node) config.Errors {
+	if err == nil {
+		return nil
+	}
+	var errs config.Errors
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	for _, e := range list {
+		var fe *config.FieldError
+		if errors.As(e, &fe) {
+			errs.Add(&config.Error{Pos: fieldPos(n, fe.Field), Field: field(n, fe.Field), Msg: fe.Msg, Expected: fe.Expected, Hint: fe.Hint})
+			continue
+		}
+		errs.Add(&config.Error{Pos: n.Config.Pos, Field: field(n, ""), Msg: e.Error()})
+	}
+	return errs
+}
+
+func unknownType(n *dag.Node, names []string) *config.Error {
+	return &config.Error{Pos: fieldPos(n, "type"), Field: field(n, "type"),
+		Msg:      fmt.Sprintf("unknown %s type %q", n.Kind, n.Type),
+		Expected: fmt.Sprintf("one of %v", names)}
+}

@@ -1,0 +1,247 @@
+// Package cli implements the weir command line: run, validate, graph and
+// version. Main returns the process exit code: 0 on success, 1 for a runtime
+// failure, 2 for a bad config or bad usage.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	rt "runtime"
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/weir-dev/weir/internal/app"
+	"github.com/weir-dev/weir/internal/config"
+	"github.com/weir-dev/weir/internal/control"
+	"github.com/weir-dev/weir/internal/runtime"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitConfig  = 2
+)
+
+// Version is set at build time with -ldflags "-X .../cli.Version=v1.2.3";
+// otherwise it comes from the module build info.
+var Version = ""
+
+const usage = `weir — stream processing and event pipelines in one binary
+
+Usage:
+  weir run FILE         run the pipeline in FILE until its inputs end or Ctrl-C
+  weir validate FILE    check FILE and report every problem with its position
+  weir graph [-format text|dot] FILE
+                        print the pipeline's dataflow graph
+  weir version          print the version
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
+Docs: docs/ in the weir repository.
+`
+
+// Main runs the command line. ctx is cancelled on the first interrupt.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return ExitConfig
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stdout, stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "graph":
+		return cmdGraph(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "weir", versionString())
+		return ExitOK
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return ExitOK
+	default:
+		fmt.Fprintf(stderr, "weir: unknown command %q\n\n%s", args[0], usage)
+		return ExitConfig
+	}
+}
+
+func versionString() string {
+	v := Version
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "" {
+		v = bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " " + s.Value[:12]
+			}
+		}
+	}
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	return fmt.Sprintf("%s (%s, %s/%s)", v, rt.Version(), rt.GOOS, rt.GOARCH)
+}
+
+// oneFile parses flags and the single FILE argument of a command.
+func oneFile(fs *flag.FlagSet, args []string, stderr io.Writer) (string, bool) {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintf(stderr, "weir %s: expected one pipeline FILE, got %d arguments\n", fs.Name(), fs.NArg())
+		return "", false
+	}
+	return fs.Arg(0), true
+}
+
+// load loads a pipeline and prints config errors; ok=false means exit 2.
+func load(path string, stderr io.Writer) (*app.Loaded, bool) {
+	l, err := app.Load(path)
+	if err != nil {
+		var errs config.Errors
+		var one *config.Error
+		switch {
+		case errors.As(err, &errs):
+			fmt.Fprintln(stderr, errs.Error())
+			fmt.Fprintf(stderr, "%d problem(s) in %s\n", len(errs), path)
+		case errors.As(err, &one):
+			fmt.Fprintln(stderr, one.Error())
+		default:
+			fmt.Fprintf(stderr, "weir: %v\n", err)
+		}
+		return nil, false
+	}
+	return l, true
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	path, ok := oneFile(fs, args, stderr)
+	if !ok {
+		return ExitConfig
+	}
+	l, ok := load(path, stderr)
+	if !ok {
+		return ExitConfig
+	}
+	fmt.Fprintf(stdout, "%s: ok: pipeline %q, %d nodes in %d stages\n", path, l.Graph.Name, len(l.Graph.Nodes), len(l.Graph.Stages))
+	return ExitOK
+}
+
+func cmdGraph(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("graph", flag.ContinueOnError)
+	format := fs.String("format", "text", "output format: text or dot")
+	path, ok := oneFile(fs, args, stderr)
+	if !ok {
+		return ExitConfig
+	}
+	l, ok := load(path, stderr)
+	if !ok {
+		return ExitConfig
+	}
+	var err error
+	switch *format {
+	case "text":
+		err = l.Graph.WriteText(stdout)
+	case "dot":
+		err = l.Graph.WriteDOT(stdout)
+	default:
+		fmt.Fprintf(stderr, "weir graph: unknown format %q (expected text or dot)\n", *format)
+		return ExitConfig
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "weir graph: %v\n", err)
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+func newLogger(cfg config.Logging, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	_ = level.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	path, ok := oneFile(fs, args, stderr)
+	if !ok {
+		return ExitConfig
+	}
+	l, ok := load(path, stderr)
+	if !ok {
+		return ExitConfig
+	}
+	logger := newLogger(l.Config.Logging, stderr)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opts := l.RuntimeOptions()
+	opts.Logger = logger
+	opts.Registerer = reg
+	p, err := runtime.New(l.Graph, l.Factory(), opts)
+	if err != nil {
+		logger.Error("cannot start pipeline", slog.Any("err", err))
+		return ExitFailure
+	}
+	var srv *control.Server
+	if addr := l.Config.Control.Address; addr != "" {
+		srv, err = control.Start(addr, reg, logger)
+		if err != nil {
+			logger.Error("cannot start control plane", slog.Any("err", err))
+			return ExitFailure
+		}
+		defer func() { _ = srv.Close(context.Background()) }()
+		logger.Info("control plane listening", slog.String("address", "http://"+srv.Addr()), slog.String("metrics", "http://"+srv.Addr()+"/metrics"))
+		srv.SetReady(true)
+	}
+	st := newStatus(p, l.Config.Status, statusTerminal(l, stderr), stderr, logger)
+	go func() {
+		<-ctx.Done()
+		if st.terminal {
+			st.clear()
+		}
+		logger.Info("interrupt: stopping gracefully; press Ctrl-C again to exit at once")
+	}()
+	stopStatus := st.start()
+	logger.Info("pipeline running", slog.String("pipeline", l.Graph.Name), slog.Int("nodes", len(l.Graph.Nodes)), slog.Int("stages", len(l.Graph.Stages)))
+	err = p.Run(ctx)
+	stopStatus()
+	st.summary(err)
+	if err != nil {
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+// statusTerminal reports whether a live status line may be drawn: stderr is
+// a terminal and no output writes to the same terminal through stdout.
+func statusTerminal(l *app.Loaded, stderr io.Writer) bool {
+	if !isTerminal(stderr) {
+		return false
+	}
+	for _, n := range l.Graph.Nodes {
+		if n.Type == "stdout" && isTerminal(os.Stdout) {
+			return false
+		}
+	}
+	return true
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,198 @@
+package processor
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/weir-dev/weir/internal/config"
+	"github.com/weir-dev/weir/internal/expr"
+	"github.com/weir-dev/weir/internal/jsondoc"
+	"github.com/weir-dev/weir/internal/runtime"
+	"go.yaml.in/yaml/v3"
+)
+
+// MapConfig is the spec of the map processor. Its steps run in a fixed
+// order: set (in the order written; each expression sees the fields set
+// before it), then rename, then delete, then key.
+type MapConfig struct {
+	Set    Assignments       `yaml:"set" doc:"Fields to set, in order: a mapping from field path (a.b.c) to expression. An expression that yields a missing value deletes the field."`
+	Rename map[string]string `yaml:"rename" doc:"Fields to move: a mapping from old path to new path. Absent fields are skipped."`
+	Delete []string          `yaml:"delete" doc:"Field paths to remove."`
+	Key    *config.Expr      `yaml:"key" doc:"Expression whose value becomes the event key (strings as is, other values as JSON)."`
+}
+
+// Assignment is one entry of map.set.
+type Assignment struct {
+	Path string
+	Expr config.Expr
+}
+
+// Assignments is an ordered list of assignments, written in YAML as a
+// mapping from path to expression.
+type Assignments []Assignment
+
+// UnmarshalYAMLNode implements config.Unmarshaler, keeping the order of the
+// mapping and the position of every expression.
+func (a *Assignments) UnmarshalYAMLNode(file string, n *yaml.Node) *config.Error {
+	if n.Kind != yaml.MappingNode {
+		return &config.Error{Pos: config.Pos{File: file, Line: n.Line, Col: n.Column}, Msg: "got " + nodeKind(n),
+			Expected: "a mapping from field path to expression", Hint: "write it as\n    set:\n      total: price * 1.2"}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if v.Kind != yaml.ScalarNode {
+			return &config.Error{Pos: config.Pos{File: file, Line: v.Line, Col: v.Column}, Field: k.Value,
+				Msg: "got " + nodeKind(v), Expected: "an expression", Hint: "quote expressions that contain ': ' or start with '{' or '['"}
+		}
+		*a = append(*a, Assignment{Path: k.Value, Expr: config.Expr{
+			Src: v.Value, Pos: config.Pos{File: file, Line: v.Line, Col: v.Column},
+			Quoted: v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0,
+		}})
+	}
+	return nil
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	default:
+		return fmt.Sprintf("%q", n.Value)
+	}
+}
+
+// Map is a compiled map processor.
+type Map struct {
+	sets    []compiledSet
+	renames [][2][]jsondoc.Seg
+	deletes [][]jsondoc.Seg
+	key     *expr.Program
+}
+
+type compiledSet struct {
+	path []jsondoc.Seg
+	prog *expr.Program
+}
+
+// ParsePath splits a dotted field path ("user.address.city") into segments.
+// Numeric segments select array elements.
+func ParsePath(p string) ([]jsondoc.Seg, error) {
+	if p == "" {
+		return nil, fmt.Errorf("empty field path")
+	}
+	parts := strings.Split(p, ".")
+	segs := make([]jsondoc.Seg, 0, len(parts))
+	for _, s := range parts {
+		if s == "" {
+			return nil, fmt.Errorf("field path %q has an empty segment", p)
+		}
+		segs = append(segs, jsondoc.Key(s))
+	}
+	return segs, nil
+}
+
+// CompileMap checks cfg and compiles its expressions.
+func CompileMap(cfg MapConfig, field string, pos func(key string) config.Pos) (*Map, config.Errors) {
+	var errs config.Errors
+	m := &Map{}
+	for _, a := range cfg.Set {
+		path, err := ParsePath(a.Path)
+		if err != nil {
+			errs.Add(&config.Error{Pos: a.Expr.Pos, Field: field + ".set", Msg: err.Error(), Expected: "a field path like user.name"})
+			continue
+		}
+		prog, err := expr.Compile(a.Expr.Src)
+		if err != nil {
+			x := a.Expr
+			errs.Add(exprError(&x, field+".set."+a.Path, err))
+			continue
+		}
+		m.sets = append(m.sets, compiledSet{path: path, prog: prog})
+	}
+	for from, to := range cfg.Rename {
+		fp, err1 := ParsePath(from)
+		tp, err2 := ParsePath(to)
+		if err := firstErr(err1, err2); err != nil {
+			errs.Add(&config.Error{Pos: pos("rename"), Field: field + ".rename", Msg: err.Error(), Expected: "field paths like user.name"})
+			continue
+		}
+		m.renames = append(m.renames, [2][]jsondoc.Seg{fp, tp})
+	}
+	for _, d := range cfg.Delete {
+		p, err := ParsePath(d)
+		if err != nil {
+			errs.Add(&config.Error{Pos: pos("delete"), Field: field + ".delete", Msg: err.Error(), Expected: "field paths like user.name"})
+			continue
+		}
+		m.deletes = append(m.deletes, p)
+	}
+	if cfg.Key != nil {
+		prog, err := expr.Compile(cfg.Key.Src)
+		if err != nil {
+			errs.Add(exprError(cfg.Key, field+".key", err))
+		}
+		m.key = prog
+	}
+	if len(m.sets)+len(m.renames)+len(m.deletes) == 0 && cfg.Key == nil && len(errs) == 0 {
+		errs.Add(&config.Error{Pos: pos(""), Field: field, Msg: "map does nothing", Expected: "at least one of set, rename, delete, key"})
+	}
+	return m, errs
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// New returns the processor for one instance.
+func (m *Map) New() runtime.Processor { return &mapProc{m: m} }
+
+type mapProc struct {
+	m      *Map
+	keyBuf []byte
+}
+
+func (p *mapProc) Process(r *runtime.Record) (bool, error) {
+	d, err := r.Doc()
+	if err != nil {
+		return false, err
+	}
+	for _, s := range p.m.sets {
+		v, err := s.prog.Eval(r)
+		if err != nil {
+			return false, err
+		}
+		if err := d.Set(s.path, v); err != nil {
+			return false, err
+		}
+	}
+	for _, rn := range p.m.renames {
+		if _, err := d.Rename(rn[0], rn[1]); err != nil {
+			return false, err
+		}
+	}
+	for _, del := range p.m.deletes {
+		d.Delete(del)
+	}
+	if p.m.key != nil {
+		v, err := p.m.key.Eval(r)
+		if err != nil {
+			return false, err
+		}
+		switch v.Kind {
+		case jsondoc.String:
+			r.Event.Key = append([]byte(nil), v.S...)
+		case jsondoc.Missing, jsondoc.Null:
+			r.Event.Key = nil
+		default:
+			r.Event.Key = jsondoc.AppendValue(nil, v)
+		}
+	}
+	return true, nil
+}

@@ -1,0 +1,375 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/weir-dev/weir/internal/dag"
+	"github.com/weir-dev/weir/internal/event"
+	"github.com/weir-dev/weir/internal/expr"
+)
+
+// instance is one parallel instance of a stage: one goroutine.
+type instance struct {
+	p     *Pipeline
+	stage *dag.Stage
+	idx   int
+	stats *StageStats
+
+	queue *Queue // input queue; nil for inputs
+
+	input  Input
+	procs  []Processor
+	output Output
+
+	nodes    []*NodeStats  // parallel to stage.Nodes
+	handlers []*errHandler // parallel to stage.Nodes
+	routes   []*router     // one per outgoing edge of the stage's tail
+	targets  []*Queue      // distinct queues this instance pushes to
+
+	batchSeconds prometheus.Observer
+
+	// key and keyErr are set when this chain computes the key of its
+	// key-hash edge.
+	key    *expr.Program
+	keyErr *errHandler
+}
+
+func (inst *instance) addTargets(qs ...*Queue) {
+	for _, q := range qs {
+		found := false
+		for _, t := range inst.targets {
+			if t == q {
+				found = true
+				break
+			}
+		}
+		if !found {
+			inst.targets = append(inst.targets, q)
+		}
+	}
+}
+
+func (inst *instance) run(runCtx, inputCtx context.Context) error {
+	defer func() {
+		for _, q := range inst.targets {
+			q.ProducerDone()
+		}
+	}()
+	switch {
+	case inst.input != nil:
+		return inst.runInput(runCtx, inputCtx)
+	case inst.output != nil:
+		return inst.runOutput(runCtx)
+	default:
+		return inst.runChain(runCtx)
+	}
+}
+
+// emit sends b over every outgoing edge (copies for all but the last).
+func (inst *instance) emit(ctx context.Context, b *event.Batch) error {
+	if len(b.Events) == 0 || len(inst.routes) == 0 {
+		if len(inst.routes) == 0 {
+			event.DoneAll(b.Events)
+		}
+		b.Release()
+		return nil
+	}
+	last := len(inst.routes) - 1
+	if last > 0 {
+		event.AddAll(b.Events, last)
+	}
+	for i, r := range inst.routes {
+		bb := b
+		if i < last {
+			bb = cloneBatch(b)
+		}
+		if err := r.send(ctx, bb); err != nil {
+			if i < last {
+				b.Release()
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (inst *instance) flushDeadLetters(ctx context.Context) error {
+	for _, h := range inst.handlers {
+		if err := h.flush(ctx); err != nil {
+			return err
+		}
+	}
+	return inst.keyErr.flush(ctx)
+}
+
+// --- inputs ---
+
+type outlet struct {
+	inst *instance
+	ctx  context.Context // the run context: a batch handed to Emit is delivered even while the input is being stopped
+}
+
+func (o *outlet) Emit(_ context.Context, b *event.Batch) error {
+	n := uint64(len(b.Events))
+	if b.Born == 0 {
+		b.Born = time.Now().UnixNano()
+	}
+	st := o.inst.nodes[0]
+	st.In.Add(n)
+	st.Out.Add(n)
+	o.inst.stats.Batches.Add(1)
+	if err := o.inst.emit(o.ctx, b); err != nil {
+		return err
+	}
+	return o.inst.handlers[0].flush(o.ctx)
+}
+
+func (o *outlet) Reject(_ context.Context, e event.Event, err error) error {
+	o.inst.nodes[0].In.Add(1)
+	return o.inst.handlers[0].handle(o.ctx, &e, err)
+}
+
+func (inst *instance) runInput(runCtx, inputCtx context.Context) error {
+	o := &outlet{inst: inst, ctx: runCtx}
+	err := inst.input.Run(inputCtx, o)
+	if ferr := inst.flushDeadLetters(runCtx); err == nil {
+		err = ferr
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		if errors.Is(err, ErrFailed) {
+			return err
+		}
+		return fmt.Errorf("input %q: %w", inst.stage.Head().Name, err)
+	}
+	return nil
+}
+
+// --- fused processor chains ---
+
+type nodeCounts struct{ in, out, filtered uint64 }
+
+type acker struct {
+	a *event.Ack
+	n int
+}
+
+func (k *acker) done(a *event.Ack) {
+	if a != k.a {
+		k.a.Done(k.n)
+		k.a, k.n = a, 0
+	}
+	k.n++
+}
+
+func (k *acker) flush() {
+	k.a.Done(k.n)
+	k.a, k.n = nil, 0
+}
+
+func (inst *instance) runChain(ctx context.Context) error {
+	var (
+		rec    Record
+		ar     arena
+		ack    acker
+		counts = make([]nodeCounts, len(inst.procs))
+	)
+	for {
+		b, res := inst.queue.Pop(ctx, 0)
+		if res != Popped {
+			break
+		}
+		t0 := time.Now()
+		err := inst.processBatch(ctx, b, &rec, &ar, &ack, counts)
+		ack.flush()
+		for j := range counts {
+			st := inst.nodes[j]
+			st.In.Add(counts[j].in)
+			st.Out.Add(counts[j].out)
+			if counts[j].filtered > 0 {
+				st.Filtered.Add(counts[j].filtered)
+			}
+			counts[j] = nodeCounts{}
+		}
+		if err != nil {
+			b.Release()
+			return err
+		}
+		busy := time.Since(t0)
+		inst.stats.Busy.Add(int64(busy))
+		inst.stats.Batches.Add(1)
+		inst.batchSeconds.Observe(busy.Seconds())
+		if err := inst.emit(ctx, b); err != nil {
+			return err
+		}
+		if err := inst.flushDeadLetters(ctx); err != nil {
+			return err
+		}
+	}
+	return inst.flushDeadLetters(ctx)
+}
+
+// processBatch runs every event of b through the chain, in place: events
+// that survive are compacted to the front of b.Events, so no second batch
+// and no copy of a kept event is needed unless an earlier one was dropped.
+func (inst *instance) processBatch(ctx context.Context, b *event.Batch, rec *Record, ar *arena, ack *acker, counts []nodeCounts) error {
+	w, size := 0, 0
+	for i := range b.Events {
+		ev := &b.Events[i]
+		rec.Reset(ev)
+		keep := true
+		for j, proc := range inst.procs {
+			counts[j].in++
+			ok, err := proc.Process(rec)
+			if err != nil {
+				if herr := inst.handlers[j].handle(ctx, ev, err); herr != nil {
+					return herr
+				}
+				keep = false
+				break
+			}
+			if !ok {
+				counts[j].filtered++
+				ack.done(ev.Ack)
+				keep = false
+				break
+			}
+			counts[j].out++
+		}
+		if !keep {
+			continue
+		}
+		if rec.Modified() {
+			ev.Value = ar.appendDoc(&rec.doc, len(ev.Value))
+		}
+		if inst.key != nil {
+			k, err := evalKey(inst.key, rec, ar)
+			if err != nil {
+				if herr := inst.keyErr.handle(ctx, ev, err); herr != nil {
+					return herr
+				}
+				continue
+			}
+			ev.Key = k
+		}
+		if w != i {
+			b.Events[w] = *ev
+		}
+		size += b.Events[w].Size()
+		w++
+	}
+	clear(b.Events[w:])
+	b.Events = b.Events[:w]
+	b.Bytes = size
+	return nil
+}
+
+// --- outputs ---
+
+func (inst *instance) runOutput(ctx context.Context) (err error) {
+	out := inst.output
+	st := inst.nodes[0]
+	var (
+		pending  []*event.Batch
+		nPending int
+	)
+	maxPending := max(inst.p.opts.QueueEvents/2, inst.p.opts.BatchSize)
+	latency := inst.p.m.latencySeconds.WithLabelValues(st.Name)
+
+	flush := func() error {
+		t0 := time.Now()
+		ferr := out.Flush(ctx)
+		inst.stats.Busy.Add(int64(time.Since(t0)))
+		if ferr != nil {
+			err := inst.outputFailed(ctx, pending, ferr)
+			pending, nPending = pending[:0], 0
+			return err
+		}
+		now := time.Now().UnixNano()
+		for _, b := range pending {
+			st.Out.Add(uint64(len(b.Events)))
+			latency.Observe(float64(now-b.Born) / 1e9)
+			event.DoneAll(b.Events)
+			b.Release()
+		}
+		pending, nPending = pending[:0], 0
+		return nil
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), inst.p.opts.ShutdownTimeout)
+		defer cancel()
+		if cerr := out.Close(cctx); cerr != nil && err == nil {
+			err = fmt.Errorf("output %q: close: %w", st.Name, cerr)
+		}
+	}()
+	for {
+		b, ok := inst.queue.TryPop()
+		if !ok {
+			if nPending > 0 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			var res PopResult
+			b, res = inst.queue.Pop(ctx, inst.p.opts.Linger)
+			switch res {
+			case TimedOut:
+				// Idle: let the output do time-based work (rotation).
+				if err := flush(); err != nil {
+					return err
+				}
+				continue
+			case Drained:
+				return flush()
+			case Cancelled:
+				for _, pb := range pending {
+					pb.Release()
+				}
+				return nil
+			}
+		}
+		st.In.Add(uint64(len(b.Events)))
+		t0 := time.Now()
+		werr := out.Write(ctx, b.Events)
+		busy := time.Since(t0)
+		inst.stats.Busy.Add(int64(busy))
+		inst.stats.Batches.Add(1)
+		inst.batchSeconds.Observe(busy.Seconds())
+		if werr != nil {
+			if err := inst.outputFailed(ctx, []*event.Batch{b}, werr); err != nil {
+				return err
+			}
+			continue
+		}
+		pending = append(pending, b)
+		nPending += len(b.Events)
+		if nPending >= maxPending {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// outputFailed applies the output's error policy to the events of batches
+// whose write or flush failed, and releases the batches.
+func (inst *instance) outputFailed(ctx context.Context, batches []*event.Batch, cause error) error {
+	h := inst.handlers[0]
+	cause = fmt.Errorf("write: %w", cause)
+	var err error
+	for _, b := range batches {
+		for i := range b.Events {
+			if err == nil {
+				err = h.handle(ctx, &b.Events[i], cause)
+			}
+		}
+		b.Release()
+	}
+	if err != nil {
+		return err
+	}
+	return h.flush(ctx)
+}
