@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -99,7 +100,11 @@ func (d *decoder) result() Errors {
 }
 
 func (d *decoder) add(n *yaml.Node, field, msg, expected, hint string) {
-	d.errs.Add(&Error{Pos: nodePos(d.file, n), Field: field, Msg: msg, Expected: expected, Hint: hint})
+	pos := Pos{File: d.file, Line: 1, Col: 1}
+	if n != nil && n.Line > 0 {
+		pos = nodePos(d.file, n)
+	}
+	d.errs.Add(&Error{Pos: pos, Field: field, Msg: msg, Expected: expected, Hint: hint})
 }
 
 var plainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
@@ -801,11 +806,20 @@ func (d *decoder) validate(n *yaml.Node, path string, v reflect.Value) {
 	if !ok {
 		return
 	}
-	for _, e := range val.Validate() {
-		if e == nil {
-			continue
+	for _, err := range flatten(val.Validate()) {
+		var (
+			c  Error
+			ce *Error
+			fe *FieldError
+		)
+		switch {
+		case errors.As(err, &ce):
+			c = *ce
+		case errors.As(err, &fe):
+			c = Error{Field: fe.Field, Msg: fe.Msg, Expected: fe.Expected, Hint: fe.Hint}
+		default:
+			c = Error{Msg: err.Error()}
 		}
-		c := *e
 		if !c.Pos.IsValid() {
 			c.Pos = nodePos(d.file, d.lookupField(n, c.Field))
 		}
@@ -819,6 +833,21 @@ func (d *decoder) validate(n *yaml.Node, path string, v reflect.Value) {
 			d.errs.Add(&c)
 		}
 	}
+}
+
+// flatten returns the errors joined in err.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 // reported reports whether an error about field, or inside it, was found.

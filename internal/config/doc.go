@@ -38,16 +38,17 @@
 //
 // Defaults are set by filling the struct before decoding (in one function
 // per component); the default tag only documents them. Absent and null keys
-// leave a field alone. A struct with a Validate() Errors method has it
-// called after decoding, for rules across fields; its errors name fields
-// relative to the struct and the decoder places them. See the tag list by
+// leave a field alone. A struct with a Validate() error method (Validator)
+// has it called after decoding, for rules across fields; the *FieldErrors it
+// returns name fields relative to the struct and the decoder places them. See the tag list by
 // Unmarshaler for the supported tags and Decode for the supported types.
 //
 // # Invariants
 //
-//   - Every Error has a Msg, and every Error from Parse, Decode or
-//     Node.Decode has a position in the file and an Expected; errors about
-//     a setting name its dotted path in Field.
+//   - Every Error from Parse, Decode or Node.Decode has a position in the
+//     file and a Msg, and all but those a Validator returns as plain errors
+//     have an Expected and a Hint; errors about a setting name its dotted
+//     path in Field.
 //   - Errors returned by this package are sorted by position.
 //   - Parse returns the Pipeline along with Errors when the file is valid
 //     YAML, so callers can add the component errors to one report; only a

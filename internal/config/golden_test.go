@@ -36,11 +36,15 @@ type fileConfig struct {
 	Tags       map[string]string `yaml:"tags" doc:"static fields added to every event"`
 }
 
-func (c fileConfig) Validate() Errors {
+func (c fileConfig) Validate() error {
+	var errs []error
 	if c.MaxSize != 0 && c.MaxSize < KiB {
-		return Errors{{Field: "max_size", Msg: "max_size is " + c.MaxSize.String(), Expected: "at least 1KiB", Hint: "leave it out for 64MiB"}}
+		errs = append(errs, &FieldError{Field: "max_size", Msg: "max_size is " + c.MaxSize.String(), Expected: "at least 1KiB", Hint: "leave it out for 64MiB"})
 	}
-	return nil
+	if strings.HasPrefix(c.Path, "/proc/") {
+		errs = append(errs, &FieldError{Field: "path", Msg: "path is under /proc", Expected: "a regular file", Hint: "write to a file you own"})
+	}
+	return errors.Join(errs...)
 }
 
 var testComponents = map[string]func() any{

@@ -39,7 +39,7 @@ type Control struct {
 }
 
 // Validate checks that Address is empty or a host:port.
-func (c Control) Validate() Errors {
+func (c Control) Validate() error {
 	if c.Address == "" {
 		return nil
 	}
@@ -50,9 +50,9 @@ func (c Control) Validate() Errors {
 		}
 	}
 	if err != nil {
-		return Errors{{Field: "address", Msg: fmt.Sprintf("invalid address %q", c.Address),
+		return &FieldError{Field: "address", Msg: fmt.Sprintf("invalid address %q", c.Address),
 			Expected: "host:port, such as 127.0.0.1:9464 or :9464",
-			Hint:     `write address: "" to turn the control plane off`}}
+			Hint:     `write address: "" to turn the control plane off`}
 	}
 	return nil
 }
@@ -74,7 +74,7 @@ type Runtime struct {
 }
 
 // Validate checks that every setting is positive.
-func (r Runtime) Validate() Errors {
+func (r Runtime) Validate() error {
 	def := DefaultRuntime()
 	var errs Errors
 	check := func(bad bool, field, got, what, dflt string) {
@@ -88,7 +88,7 @@ func (r Runtime) Validate() Errors {
 	check(r.QueueEvents <= 0, "queue_events", strconv.Itoa(r.QueueEvents), "an integer", strconv.Itoa(def.QueueEvents))
 	check(r.QueueBytes <= 0, "queue_bytes", r.QueueBytes.String(), "a byte size", def.QueueBytes.String())
 	check(r.ShutdownTimeout <= 0, "shutdown_timeout", r.ShutdownTimeout.String(), "a duration", def.ShutdownTimeout.String())
-	return errs
+	return errs.Err()
 }
 
 // NodeKind says which section of the file declares a node.
@@ -228,7 +228,7 @@ func (n *Node) Path() string { return join(n.Kind.section(), n.Name) }
 // struct, and returns every problem found, including unknown keys (with the
 // closest valid key among common and component fields). Fill dst with the
 // component's defaults first: absent keys leave dst's fields alone. If dst
-// implements Validator, Validate runs when decoding found no problem.
+// implements Validator, its problems are part of the result.
 //
 // Decode panics if dst is not a pointer to a struct or declares a field
 // with a common node key's name.

@@ -29,13 +29,15 @@ type DocTyper interface {
 }
 
 // Validator is implemented by config structs that check rules across
-// fields. The decoder calls Validate after decoding a struct without errors.
-// Validate reports every problem at once; each Error names its Field
-// relative to the struct ("max_size", "tls.ca_file"), and the decoder fills
-// in the position and the full dotted path. A zero Pos is filled with the
-// position of that field's value, or of the struct when the field is absent.
+// fields. The decoder calls Validate after decoding the struct, and reports
+// what it returns at once: nil, a *FieldError or an *Error, or several of
+// them joined (errors.Join, or Errors). Each names its field relative to
+// the struct ("max_size", "tls.ca_file"); the decoder places it at that
+// field's value (at the struct when the field is absent) and prefixes the
+// dotted path. Other errors are placed at the struct. Problems with a field
+// that already failed to decode are dropped: such a field holds its default.
 type Validator interface {
-	Validate() Errors
+	Validate() error
 }
 
 // FieldDoc documents one field of a config struct. Nested struct fields

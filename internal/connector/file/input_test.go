@@ -1,6 +1,7 @@
 package file
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/weir-dev/weir/internal/connector/lines"
+	"github.com/weir-dev/weir/internal/jsondoc"
 	"github.com/weir-dev/weir/internal/runtime"
 	"github.com/weir-dev/weir/internal/testkit"
 )
@@ -377,4 +379,32 @@ func BenchmarkInput(b *testing.B) {
 			b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(n)/float64(b.N), "ns/event")
 		})
 	}
+	// A floor to compare with: bufio.Scanner over the same file, validating
+	// each line, with no batching, copying or acknowledgement.
+	b.Run("baseline=scanner+validate", func(b *testing.B) {
+		b.SetBytes(int64(buf.Len()))
+		b.ReportAllocs()
+		start := time.Now()
+		for b.Loop() {
+			f, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sc := bufio.NewScanner(f)
+			sc.Buffer(make([]byte, 256<<10), 1<<20)
+			count := 0
+			for sc.Scan() {
+				if err := jsondoc.Validate(sc.Bytes()); err != nil {
+					b.Fatal(err)
+				}
+				count++
+			}
+			f.Close()
+			if count != n {
+				b.Fatalf("%d lines", count)
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/time.Since(start).Seconds(), "events/s")
+		b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(n)/float64(b.N), "ns/event")
+	})
 }

@@ -99,12 +99,18 @@ func NewStdin(cfg StdinConfig, env runtime.Env, r io.Reader) (runtime.Input, err
 }
 
 // Run reads until EOF (it returns nil) or until ctx ends. Run must be called
-// once.
+// once. It waits for its read goroutine unless it gave up on a blocked read,
+// which Close then waits for.
 func (s *Stdin) Run(ctx context.Context, out runtime.Outlet) error {
 	a := &asyncReader{r: s.r, reqs: make(chan []byte), res: make(chan readResult, 1), done: make(chan struct{})}
 	s.done = a.done
 	go a.loop()
-	defer close(a.reqs)
+	defer func() {
+		close(a.reqs)
+		if !a.abandoned {
+			<-a.done // idle: it exits at once
+		}
+	}()
 	stop := context.AfterFunc(ctx, a.interrupt)
 	defer stop()
 
@@ -147,6 +153,9 @@ type asyncReader struct {
 	reqs chan []byte // closed by Run when it returns
 	res  chan readResult
 	done chan struct{}
+	// abandoned is set (by the caller's goroutine) when a read was given up
+	// on: the goroutine may still be blocked in it.
+	abandoned bool
 }
 
 func (a *asyncReader) loop() {
@@ -172,6 +181,7 @@ func (a *asyncReader) read(ctx context.Context, p []byte) (int, error) {
 	case r := <-a.res:
 		return r.n, r.err
 	case <-ctx.Done():
+		a.abandoned = true
 		return 0, ctx.Err()
 	}
 }

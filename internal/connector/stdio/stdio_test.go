@@ -47,6 +47,11 @@ func TestStdinReadsToEOF(t *testing.T) {
 	if src, _ := rs[0].Event.Header("source"); string(src) != "stdin" {
 		t.Fatalf("source header %q", src)
 	}
+	select {
+	case <-in.done:
+	default:
+		t.Fatal("Run returned before its read goroutine")
+	}
 	if err := in.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}

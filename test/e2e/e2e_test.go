@@ -1,0 +1,282 @@
+// Package e2e tests the real weir binary: built once, run as a subprocess,
+// stopped with real signals.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+var weirBin string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "weir-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	weirBin = filepath.Join(dir, "weir")
+	build := exec.Command("go", "build", "-race", "-o", weirBin, "../../cmd/weir")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build weir:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func weir(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(weirBin, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := weir(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "weir ") {
+		t.Fatalf("version: code %d, %q", code, out)
+	}
+}
+
+// The quickstart runs as the README says, prints events within seconds and
+// stops cleanly (exit 0) on SIGINT.
+func TestQuickstartStopsCleanly(t *testing.T) {
+	cmd := exec.Command(weirBin, "run", "../../examples/quickstart.yaml")
+	cmd.Env = append(os.Environ(), "WEIR_CONTROL_ADDRESS=127.0.0.1:0", "RATE=200")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	lines := 0
+	deadline := time.AfterFunc(20*time.Second, func() { _ = cmd.Process.Kill() })
+	defer deadline.Stop()
+	for lines < 5 && sc.Scan() {
+		var ev map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("quickstart printed a non-JSON line %q", sc.Text())
+		}
+		if ev["type"] == "view" || ev["price_with_tax"] == nil || ev["user_agent"] != nil {
+			t.Fatalf("quickstart event not filtered/enriched: %s", sc.Text())
+		}
+		lines++
+	}
+	if lines < 5 {
+		t.Fatalf("quickstart printed %d events; stderr:\n%s", lines, stderr.String())
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	err = cmd.Wait()
+	if err != nil {
+		t.Fatalf("quickstart did not exit 0 after SIGINT: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "pipeline stopped") {
+		t.Fatalf("no summary on stop:\n%s", stderr.String())
+	}
+}
+
+// A graceful stop of the real process loses nothing it read: every event
+// the generator produced is in the output files exactly once, and the
+// output's in-progress file was finished (renamed).
+func TestSigtermLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "p.yaml", `
+name: stop
+control: {address: ""}
+status: off
+logging: {format: json}
+inputs:
+  web: {type: generate, rate: 50000, seed: 3, parallelism: 2}
+processors:
+  tag:
+    type: map
+    from: web
+    parallelism: 2
+    set: {seen: true}
+outputs:
+  files: {type: file, from: tag, dir: `+filepath.Join(dir, "out")+`, rotate_bytes: 1MiB}
+`)
+	cmd := exec.Command(weirBin, "run", cfg)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	var read int
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "pipeline stopped" {
+			read = int(rec["read"].(float64))
+		}
+	}
+	if read == 0 {
+		t.Fatalf("no summary with read count:\n%s", stderr.String())
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "out", "*"))
+	seen := map[string]bool{}
+	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f), ".") {
+			t.Fatalf("in-progress file left behind: %s", f)
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+			var ev struct {
+				ID   string `json:"event_id"`
+				Seen bool   `json:"seen"`
+			}
+			if err := json.Unmarshal(line, &ev); err != nil || !ev.Seen {
+				t.Fatalf("bad output line %q: %v", line, err)
+			}
+			if seen[ev.ID] {
+				t.Fatalf("event %s written twice", ev.ID)
+			}
+			seen[ev.ID] = true
+		}
+	}
+	if len(seen) != read {
+		t.Fatalf("read %d events, output has %d", read, len(seen))
+	}
+	t.Logf("read=%d written=%d files=%d", read, len(seen), len(files))
+}
+
+// Bad configs exit 2 with every problem at file:line:col.
+func TestValidateErrors(t *testing.T) {
+	cases, _ := filepath.Glob("testdata/*.yaml")
+	if len(cases) == 0 {
+		t.Fatal("no testdata")
+	}
+	for _, c := range cases {
+		t.Run(filepath.Base(c), func(t *testing.T) {
+			_, stderr, code := weir(t, "validate", c)
+			golden := strings.TrimSuffix(c, ".yaml") + ".golden"
+			got := fmt.Sprintf("exit %d\n%s", code, stderr)
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got != string(want) {
+				t.Errorf("weir validate %s:\n got: %s\nwant: %s", c, got, want)
+			}
+		})
+	}
+}
+
+func TestValidateOK(t *testing.T) {
+	out, stderr, code := weir(t, "validate", "../../examples/quickstart.yaml")
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("code %d\n%s%s", code, out, stderr)
+	}
+}
+
+func TestGraph(t *testing.T) {
+	out, _, code := weir(t, "graph", "../../examples/quickstart.yaml")
+	if code != 0 || !strings.Contains(out, "fused stage") || !strings.Contains(out, "not_views") {
+		t.Fatalf("graph text: code %d\n%s", code, out)
+	}
+	dot, _, code := weir(t, "graph", "-format", "dot", "../../examples/quickstart.yaml")
+	if code != 0 || !regexp.MustCompile(`(?s)^digraph "quickstart" \{.*"web" -> "not_views".*\}\n$`).MatchString(dot) {
+		t.Fatalf("graph dot: code %d\n%s", code, dot)
+	}
+}
+
+// A runtime failure (on_error: fail) exits 1.
+func TestRuntimeFailureExits1(t *testing.T) {
+	dir := t.TempDir()
+	in := writeFile(t, dir, "in.ndjson", "{\"a\":1}\nnot json\n{\"a\":2}\n")
+	cfg := writeFile(t, dir, "p.yaml", `
+name: fail
+control: {address: ""}
+inputs:
+  in: {type: file, path: `+in+`, on_error: fail}
+outputs:
+  out: {type: discard, from: in}
+`)
+	_, stderr, code := weir(t, "run", cfg)
+	if code != 1 || !strings.Contains(stderr, "line 2") {
+		t.Fatalf("code %d, want 1 with the line number\n%s", code, stderr)
+	}
+}
+
+// Malformed lines go to the dead letter with their position; the rest
+// flows; exit 0.
+func TestMalformedLinesDeadLettered(t *testing.T) {
+	dir := t.TempDir()
+	in := writeFile(t, dir, "in.ndjson", "{\"a\":1}\n{\"a\":\n{\"a\":3}\n")
+	cfg := writeFile(t, dir, "p.yaml", `
+name: dl
+control: {address: ""}
+inputs:
+  in: {type: file, path: `+in+`, on_error: dead_letter, dead_letter: bad}
+outputs:
+  out: {type: stdout, from: in}
+  bad: {type: file, dir: `+filepath.Join(dir, "bad")+`}
+`)
+	stdout, stderr, code := weir(t, "run", cfg)
+	if code != 0 || stdout != "{\"a\":1}\n{\"a\":3}\n" {
+		t.Fatalf("code %d stdout %q\n%s", code, stdout, stderr)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "bad", "*.ndjson"))
+	if len(files) != 1 {
+		t.Fatalf("dead-letter files: %v", files)
+	}
+	data, _ := os.ReadFile(files[0])
+	var dl map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(data), &dl); err != nil {
+		t.Fatalf("dead letter %q: %v", data, err)
+	}
+	if dl["offset"] != float64(2) || dl["value"] != `{"a":` || dl["source"] != in || dl["node"] != "in" {
+		t.Fatalf("dead letter lacks the line, its position or the node: %v", dl)
+	}
+}
