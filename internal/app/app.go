@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"os"
 
 	"github.com/weir-dev/weir/internal/config"
@@ -14,7 +15,7 @@ import (
 type Loaded struct {
 	Config   *config.Pipeline
 	Graph    *dag.Graph
-	builders map[*dag.Node]Builder
+	builders map[string]Builder
 }
 
 // Load reads, parses and checks the pipeline in path. Config problems are
@@ -28,40 +29,72 @@ func Load(path string) (*Loaded, error) {
 }
 
 // LoadBytes is Load on a file already in memory; file names it in errors.
+// It reports every problem it can find at once: the file's structure, the
+// graph, and each component's settings and expressions.
 func LoadBytes(file string, data []byte) (*Loaded, error) {
 	p, err := config.Parse(file, data)
-	if err != nil {
+	if p == nil {
 		return nil, err
 	}
-	g, err := dag.Build(p)
-	if err != nil {
-		return nil, err
-	}
-	l := &Loaded{Config: p, Graph: g, builders: make(map[*dag.Node]Builder, len(g.Nodes))}
 	var errs config.Errors
-	for _, n := range g.Nodes {
-		c, names := lookup(n.Kind, n.Type)
+	collect(&errs, err)
+	builders := make(map[string]Builder, len(p.Nodes))
+	for _, n := range p.Nodes {
+		if n.Type == "" {
+			continue // reported by Parse
+		}
+		c, names := lookup(kindOf(n.Kind), n.Type)
 		if c.Build == nil {
-			errs.Add(unknownType(n, names))
+			errs.Add(unknownType(n, kindOf(n.Kind), names))
 			continue
 		}
 		cfg := c.Config()
-		if derrs := n.Config.Decode(cfg); len(derrs) > 0 {
-			for _, e := range derrs {
-				errs.Add(e)
-			}
+		if derrs := n.Decode(cfg); len(derrs) > 0 {
+			collect(&errs, derrs)
 			continue
 		}
 		b, berrs := c.Build(cfg, n)
-		for _, e := range berrs {
+		collect(&errs, berrs)
+		builders[n.Name] = b
+	}
+	g, err := dag.Build(p)
+	collect(&errs, err)
+	if err := errs.Err(); err != nil {
+		return nil, dedupe(errs)
+	}
+	return &Loaded{Config: p, Graph: g, builders: builders}, nil
+}
+
+// collect adds the config errors in err to errs.
+func collect(errs *config.Errors, err error) {
+	if err == nil {
+		return
+	}
+	var list config.Errors
+	var one *config.Error
+	switch {
+	case errors.As(err, &list):
+		for _, e := range list {
 			errs.Add(e)
 		}
-		l.builders[n] = b
+	case errors.As(err, &one):
+		errs.Add(one)
+	default:
+		errs.Add(&config.Error{Msg: err.Error()})
 	}
-	if err := errs.Err(); err != nil {
-		return nil, err
+}
+
+// dedupe drops errors reported twice (by two checks of the same thing).
+func dedupe(errs config.Errors) config.Errors {
+	seen := make(map[string]bool, len(errs))
+	var out config.Errors
+	for _, e := range errs {
+		if k := e.Error(); !seen[k] {
+			seen[k] = true
+			out.Add(e)
+		}
 	}
-	return l, nil
+	return out
 }
 
 // Factory returns the runtime.Factory that builds this pipeline's
@@ -71,15 +104,15 @@ func (l *Loaded) Factory() runtime.Factory { return factory{l} }
 type factory struct{ l *Loaded }
 
 func (f factory) NewInput(n *dag.Node, env runtime.Env) (runtime.Input, error) {
-	return f.l.builders[n].Input(env)
+	return f.l.builders[n.Name].Input(env)
 }
 
 func (f factory) NewProcessor(n *dag.Node, env runtime.Env) (runtime.Processor, error) {
-	return f.l.builders[n].Processor(env)
+	return f.l.builders[n.Name].Processor(env)
 }
 
 func (f factory) NewOutput(n *dag.Node, env runtime.Env) (runtime.Output, error) {
-	return f.l.builders[n].Output(env)
+	return f.l.builders[n.Name].Output(env)
 }
 
 // RuntimeOptions maps the config's runtime section to runtime options.

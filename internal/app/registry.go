@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/connector/discard"
@@ -27,7 +28,7 @@ type Component struct {
 	Config func() any
 	// Build validates a decoded config and compiles it into a constructor
 	// for instances.
-	Build func(cfg any, n *dag.Node) (Builder, config.Errors)
+	Build func(cfg any, n *config.Node) (Builder, config.Errors)
 }
 
 // Builder creates one instance of a component. Exactly one field is set.
@@ -42,13 +43,13 @@ func Components() []Component {
 	return []Component{
 		{Kind: dag.Input, Type: "generate", Summary: "deterministic synthetic web-analytics events",
 			Config: func() any { c := generate.DefaultConfig(); return &c },
-			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
 				c := *cfg.(*generate.Config)
 				return Builder{Input: func(env runtime.Env) (runtime.Input, error) { return generate.New(c, env) }}, validate(c.Validate(), n)
 			}},
 		{Kind: dag.Input, Type: "file", Summary: "NDJSON lines from files, optionally gzip, optionally followed",
 			Config: func() any { c := file.DefaultInputConfig(); return &c },
-			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
 				c := *cfg.(*file.InputConfig)
 				errs := validate(c.Validate(), n)
 				if n.Parallelism > 1 {
@@ -58,7 +59,7 @@ func Components() []Component {
 			}},
 		{Kind: dag.Input, Type: "stdin", Summary: "lines from standard input",
 			Config: func() any { c := stdio.DefaultStdinConfig(); return &c },
-			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
 				c := *cfg.(*stdio.StdinConfig)
 				errs := validate(c.Validate(), n)
 				if n.Parallelism > 1 {
@@ -68,7 +69,7 @@ func Components() []Component {
 			}},
 		{Kind: dag.Processor, Type: "filter", Summary: "keep the events for which an expression is true",
 			Config: func() any { return &processor.FilterConfig{} },
-			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
 				f, errs := processor.CompileFilter(*cfg.(*processor.FilterConfig), field(n, ""))
 				if f == nil {
 					return Builder{}, errs
@@ -77,25 +78,25 @@ func Components() []Component {
 			}},
 		{Kind: dag.Processor, Type: "map", Summary: "set, rename and delete fields; compute new ones",
 			Config: func() any { return &processor.MapConfig{} },
-			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
 				m, errs := processor.CompileMap(*cfg.(*processor.MapConfig), field(n, ""), func(k string) config.Pos { return fieldPos(n, k) })
 				return Builder{Processor: func(runtime.Env) (runtime.Processor, error) { return m.New(), nil }}, errs
 			}},
 		{Kind: dag.Output, Type: "stdout", Summary: "NDJSON to standard output",
 			Config: func() any { c := stdio.DefaultStdoutConfig(); return &c },
-			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
 				c := *cfg.(*stdio.StdoutConfig)
 				return Builder{Output: func(env runtime.Env) (runtime.Output, error) { return stdio.NewStdout(c, env, os.Stdout) }}, validate(c.Validate(), n)
 			}},
 		{Kind: dag.Output, Type: "file", Summary: "NDJSON files with rotation by size and time and atomic rename",
 			Config: func() any { c := file.DefaultOutputConfig(); return &c },
-			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
 				c := *cfg.(*file.OutputConfig)
 				return Builder{Output: func(env runtime.Env) (runtime.Output, error) { return file.NewOutput(c, env) }}, validate(c.Validate(), n)
 			}},
 		{Kind: dag.Output, Type: "discard", Summary: "count events and throw them away",
 			Config: func() any { c := discard.DefaultConfig(); return &c },
-			Build: func(cfg any, n *dag.Node) (Builder, config.Errors) {
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
 				c := *cfg.(*discard.Config)
 				return Builder{Output: func(env runtime.Env) (runtime.Output, error) { return discard.New(c, env) }}, validate(c.Validate(), n)
 			}},
@@ -117,32 +118,23 @@ func lookup(kind dag.Kind, typ string) (Component, []string) {
 	return Component{}, slices.Compact(names)
 }
 
-func field(n *dag.Node, f string) string {
-	s := n.Kind.String() + "s." + n.Name
-	if f != "" {
-		s += "." + f
+func field(n *config.Node, f string) string {
+	if f == "" {
+		return n.Path()
 	}
-	return s
+	return n.Path() + "." + f
 }
 
-// fieldPos is the position of key f in the node's mapping, or the node's
-// own position when the key is absent.
-func fieldPos(n *dag.Node, f string) config.Pos {
-	spec := n.Config.Spec
-	if spec != nil {
-		for i := 0; i+1 < len(spec.Content); i += 2 {
-			if spec.Content[i].Value == f {
-				v := spec.Content[i+1]
-				return config.Pos{File: n.Config.Pos.File, Line: v.Line, Col: v.Column}
-			}
-		}
+func fieldPos(n *config.Node, f string) config.Pos {
+	if f == "" {
+		return n.Pos
 	}
-	return n.Config.Pos
+	return n.FieldPos(f)
 }
 
 // validate turns the FieldErrors of a component's Validate into positioned
 // config errors.
-func validate(err error, n *dag.Node) config.Errors {
+func validate(err error, n *config.Node) config.Errors {
 	if err == nil {
 		return nil
 	}
@@ -159,13 +151,31 @@ func validate(err error, n *dag.Node) config.Errors {
 			errs.Add(&config.Error{Pos: fieldPos(n, fe.Field), Field: field(n, fe.Field), Msg: fe.Msg, Expected: fe.Expected, Hint: fe.Hint})
 			continue
 		}
-		errs.Add(&config.Error{Pos: n.Config.Pos, Field: field(n, ""), Msg: e.Error()})
+		errs.Add(&config.Error{Pos: n.Pos, Field: field(n, ""), Msg: e.Error()})
 	}
 	return errs
 }
 
-func unknownType(n *dag.Node, names []string) *config.Error {
+func unknownType(n *config.Node, kind dag.Kind, names []string) *config.Error {
 	return &config.Error{Pos: fieldPos(n, "type"), Field: field(n, "type"),
-		Msg:      fmt.Sprintf("unknown %s type %q", n.Kind, n.Type),
-		Expected: fmt.Sprintf("one of %v", names)}
+		Msg:      fmt.Sprintf("unknown %s type %q", kind, n.Type),
+		Expected: "one of " + strings.Join(names, ", "), Hint: hintFor(n.Type, names)}
+}
+
+func hintFor(typ string, names []string) string {
+	if c, ok := config.Closest(typ, names); ok {
+		return fmt.Sprintf("did you mean %q?", c)
+	}
+	return ""
+}
+
+func kindOf(k config.NodeKind) dag.Kind {
+	switch k {
+	case config.InputNode:
+		return dag.Input
+	case config.ProcessorNode:
+		return dag.Processor
+	default:
+		return dag.Output
+	}
 }

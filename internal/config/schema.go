@@ -35,7 +35,7 @@ type DocTyper interface {
 // the struct ("max_size", "tls.ca_file"); the decoder places it at that
 // field's value (at the struct when the field is absent) and prefixes the
 // dotted path. Other errors are placed at the struct. Problems with a field
-// that already failed to decode are dropped: such a field holds its default.
+// that could not be decoded are dropped: such a field holds its default.
 type Validator interface {
 	Validate() error
 }

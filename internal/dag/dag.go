@@ -279,7 +279,7 @@ func resolveEdge(e *Edge, cn *config.Node) *config.Error {
 		e.Kind = RoundRobin
 	}
 	if e.Kind == Forward && e.From.Parallelism != e.To.Parallelism {
-		return &config.Error{Pos: cn.Pos, Field: fieldOf(cn, "edge"),
+		return &config.Error{Pos: cn.FieldPos("edge"), Field: fieldOf(cn, "edge"),
 			Msg:      fmt.Sprintf("a forward edge needs equal parallelism, but %q has %d and %q has %d", e.From.Name, e.From.Parallelism, e.To.Name, e.To.Parallelism),
 			Expected: "round_robin, key_hash or broadcast", Hint: "use edge: round_robin, or make the parallelism equal"}
 	}
@@ -360,34 +360,8 @@ func (g *Graph) plan() {
 }
 
 func suggest(s string, candidates []string) string {
-	best, bestD := "", 3
-	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD {
-			best, bestD = c, d
-		}
+	if c, ok := config.Closest(s, candidates); ok {
+		return fmt.Sprintf("did you mean %q?", c)
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf("did you mean %q?", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return ""
 }

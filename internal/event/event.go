@@ -154,8 +154,8 @@ type Batch struct {
 	Events []Event
 	// Bytes is the sum of Event.Size over Events, maintained by Append.
 	Bytes int
-	// Born is the monotonic time (runtime nanoseconds) at which the input
-	// created the batch; outputs use it for end-to-end latency.
+	// Born is the wall-clock time (Unix nanoseconds) at which the input
+	// emitted the batch; outputs use it for end-to-end latency.
 	Born int64
 }
 

@@ -201,8 +201,24 @@ func genBinary(n *node) evalFn {
 	case tPlus:
 		return genAdd(n)
 	}
-	l, r := gen(a), gen(b)
+	l := gen(a)
 	op, pos := n.op, n.opPos
+	if b.kind == nConst {
+		// The common `price * 1.2`: skip a call for the constant.
+		y := b.val
+		return func(env Env) (jsondoc.Value, error) {
+			x, err := l(env)
+			if err != nil {
+				return jsondoc.Value{}, err
+			}
+			v, st := arith(op, x, y)
+			if st != arithOK {
+				return jsondoc.Value{}, arithError(pos, op, st, x, y)
+			}
+			return v, nil
+		}
+	}
+	r := gen(b)
 	return func(env Env) (jsondoc.Value, error) {
 		x, err := l(env)
 		if err != nil {
@@ -297,8 +313,27 @@ func genEqual(n *node) evalFn {
 }
 
 func genOrder(n *node) evalFn {
-	l, r := gen(n.kids[0]), gen(n.kids[1])
+	l := gen(n.kids[0])
 	op, pos := n.op, n.opPos
+	if b := n.kids[1]; b.kind == nConst {
+		// The common `price > 10`: skip a call for the constant.
+		y := b.val
+		return func(env Env) (jsondoc.Value, error) {
+			x, err := l(env)
+			if err != nil {
+				return jsondoc.Value{}, err
+			}
+			c, st := compare(x, y)
+			switch st {
+			case cmpAbsent:
+				return valFalse, nil
+			case cmpMismatch:
+				return jsondoc.Value{}, orderError(pos, op, x, y)
+			}
+			return jsondoc.BoolValue(orderHolds(op, c)), nil
+		}
+	}
+	r := gen(n.kids[1])
 	return func(env Env) (jsondoc.Value, error) {
 		x, err := l(env)
 		if err != nil {
@@ -313,10 +348,14 @@ func genOrder(n *node) evalFn {
 		case cmpAbsent:
 			return valFalse, nil
 		case cmpMismatch:
-			return jsondoc.Value{}, evalErrorf(pos, "%s compares two numbers or two strings, got %s and %s", op, x.Kind, y.Kind)
+			return jsondoc.Value{}, orderError(pos, op, x, y)
 		}
 		return jsondoc.BoolValue(orderHolds(op, c)), nil
 	}
+}
+
+func orderError(pos int, op tokKind, x, y jsondoc.Value) error {
+	return evalErrorf(pos, "%s compares two numbers or two strings, got %s and %s", op, x.Kind, y.Kind)
 }
 
 func genAdd(n *node) evalFn {

@@ -2,6 +2,7 @@ package expr
 
 import (
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +19,8 @@ func TestCPUTime(t *testing.T) {
 	if os.Getenv("EXPR_CPUTIME") == "" {
 		t.Skip()
 	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	exprs := []string{`type != "view"`, `price * 1.2`, `lower(page) + "x"`, `user_id`, `type in ["click","purchase"] && price > 10`}
 	const n = 20_000_000
 	env := benchEnv()

@@ -37,11 +37,11 @@ type member struct {
 }
 
 const (
-	keyEscaped uint8 = 1 << iota // the key content contains escapes
-	keyInBuf                     // the key span is in buf
-	valInBuf                     // the value span is in buf
-	deleted                      // the member was deleted or shadowed
-	plainString                  // the value is a string in raw without escapes
+	keyEscaped  uint8 = 1 << iota // the key content contains escapes
+	keyInBuf                      // the key span is in buf
+	valInBuf                      // the value span is in buf
+	deleted                       // the member was deleted or shadowed
+	plainString                   // the value is a string in raw without escapes
 )
 
 // setValue points m at a new value.

@@ -60,7 +60,6 @@ func (o *Output) Flush(ctx context.Context) error { return nil }
 // Close logs the counts.
 func (o *Output) Close(ctx context.Context) error {
 	o.log.LogAttrs(ctx, slog.LevelInfo, "discard output closed",
-		slog.String("pipeline", o.env.Pipeline), slog.String("node", o.env.Node),
 		slog.Int("instance", o.env.Instance),
 		slog.Int64("events", o.events.Load()), slog.Int64("bytes", o.bytes.Load()))
 	return nil

@@ -99,7 +99,6 @@ func NewInput(cfg InputConfig, env runtime.Env) (runtime.Input, error) {
 	if in.log == nil {
 		in.log = slog.New(slog.DiscardHandler)
 	}
-	in.log = in.log.With(slog.String("pipeline", env.Pipeline), slog.String("node", env.Node))
 	in.rd = lines.NewReader(lines.Options{
 		Codec:        codec,
 		MaxLineBytes: int(cfg.MaxLineBytes),

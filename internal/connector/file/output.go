@@ -105,7 +105,7 @@ func newOutput(cfg OutputConfig, env runtime.Env, now func() time.Time) (*Output
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
 	}
-	o.log = o.log.With(slog.String("pipeline", env.Pipeline), slog.String("node", env.Node), slog.Int("instance", env.Instance))
+	o.log = o.log.With(slog.Int("instance", env.Instance))
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("file output: %w", err)
 	}

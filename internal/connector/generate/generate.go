@@ -323,7 +323,6 @@ func (r *run) emit(ctx context.Context) error {
 // Close logs how many events were generated and acknowledged.
 func (g *Input) Close(ctx context.Context) error {
 	g.log.LogAttrs(ctx, slog.LevelInfo, "generate input finished",
-		slog.String("pipeline", g.env.Pipeline), slog.String("node", g.env.Node),
 		slog.Int("instance", g.env.Instance),
 		slog.Int64("generated", g.generated.Load()), slog.Int64("acknowledged", g.acked.Load()))
 	return nil

@@ -49,12 +49,9 @@ type fixedReader struct {
 
 func (f *fixedReader) Read(p []byte) (int, error) {
 	if len(f.data) == 0 {
-		return 0, errEOF
+		return 0, io.EOF
 	}
 	k := copy(p[:min(len(p), f.n)], f.data)
 	f.data = f.data[k:]
 	return k, nil
 }
-
-var errEOF = io.EOF
-

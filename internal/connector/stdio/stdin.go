@@ -87,7 +87,7 @@ func NewStdin(cfg StdinConfig, env runtime.Env, r io.Reader) (runtime.Input, err
 	}
 	return &Stdin{
 		env: env,
-		log: log.With(slog.String("pipeline", env.Pipeline), slog.String("node", env.Node)),
+		log: log,
 		r:   r,
 		rd: lines.NewReader(lines.Options{
 			Codec:            codec,

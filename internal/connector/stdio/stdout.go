@@ -78,7 +78,7 @@ func NewStdout(cfg StdoutConfig, env runtime.Env, w io.Writer) (runtime.Output, 
 	}
 	return &Stdout{
 		env:   env,
-		log:   log.With(slog.String("pipeline", env.Pipeline), slog.String("node", env.Node), slog.Int("instance", env.Instance)),
+		log:   log.With(slog.Int("instance", env.Instance)),
 		w:     w,
 		wmu:   lockFor(w),
 		limit: int(cfg.BufferBytes),
