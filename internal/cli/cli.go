@@ -204,14 +204,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Info("control plane listening", slog.String("address", "http://"+srv.Addr()), slog.String("metrics", "http://"+srv.Addr()+"/metrics"))
 		srv.SetReady(true)
 	}
-	st := newStatus(p, l.Config.Status, statusTerminal(l, stderr), stderr, logger)
-	go func() {
-		<-ctx.Done()
+	st := newStatus(p, l.Config.Status, statusTerminal(l, stdout, stderr), stderr, logger)
+	stopNotice := context.AfterFunc(ctx, func() {
 		if st.terminal {
 			st.clear()
 		}
 		logger.Info("interrupt: stopping gracefully; press Ctrl-C again to exit at once")
-	}()
+	})
+	defer stopNotice()
 	stopStatus := st.start()
 	logger.Info("pipeline running", slog.String("pipeline", l.Graph.Name), slog.Int("nodes", len(l.Graph.Nodes)), slog.Int("stages", len(l.Graph.Stages)))
 	err = p.Run(ctx)
@@ -225,12 +225,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // statusTerminal reports whether a live status line may be drawn: stderr is
 // a terminal and no output writes to the same terminal through stdout.
-func statusTerminal(l *app.Loaded, stderr io.Writer) bool {
+func statusTerminal(l *app.Loaded, stdout, stderr io.Writer) bool {
 	if !isTerminal(stderr) {
 		return false
 	}
 	for _, n := range l.Graph.Nodes {
-		if n.Type == "stdout" && isTerminal(os.Stdout) {
+		if n.Type == "stdout" && isTerminal(stdout) {
 			return false
 		}
 	}

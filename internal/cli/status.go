@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -44,7 +46,7 @@ func (s *status) totals() totals {
 	for _, n := range s.p.Nodes() {
 		switch n.Kind {
 		case dag.Input:
-			t.in += n.Out.Load()
+			t.in += n.In.Load() // read, including records rejected as malformed
 		case dag.Output:
 			t.out += n.Out.Load()
 		}
@@ -142,22 +144,29 @@ func (s *status) summary(err error) {
 	s.log.Info("pipeline stopped", attrs...)
 }
 
-// human formats n with a k/M/G suffix.
+// human formats n with a k/M/G suffix. The unit is chosen after rounding,
+// so 999,999 reads 1M rather than 1000k.
 func human(n float64) string {
-	switch {
-	case n >= 1e9:
-		return trim(fmt.Sprintf("%.2fG", n/1e9))
-	case n >= 1e6:
-		return trim(fmt.Sprintf("%.2fM", n/1e6))
-	case n >= 1e4:
-		return trim(fmt.Sprintf("%.1fk", n/1e3))
-	default:
-		return fmt.Sprintf("%.0f", n)
+	if math.Round(n) < 1e4 {
+		return strconv.FormatFloat(n, 'f', 0, 64)
 	}
+	units := []struct {
+		div    float64
+		suffix string
+		prec   int
+	}{{1e3, "k", 1}, {1e6, "M", 2}, {1e9, "G", 2}}
+	for i, u := range units {
+		s := strconv.FormatFloat(n/u.div, 'f', u.prec, 64)
+		if v, _ := strconv.ParseFloat(s, 64); v < 1000 || i == len(units)-1 {
+			return trim(s) + u.suffix
+		}
+	}
+	return ""
 }
 
-func trim(s string) string {
-	unit := s[len(s)-1:]
-	num := strings.TrimRight(strings.TrimRight(s[:len(s)-1], "0"), ".")
-	return num + unit
+func trim(num string) string {
+	if strings.Contains(num, ".") {
+		num = strings.TrimRight(strings.TrimRight(num, "0"), ".")
+	}
+	return num
 }

@@ -235,6 +235,9 @@ func (d *decoder) value(n *yaml.Node, path string, v reflect.Value, fi *fieldInf
 	case reflect.PointerTo(t).Implements(unmarshalerType):
 		d.custom(n, sv, path, v)
 		return
+	case t.Implements(orderedType):
+		d.ordered(n, sv, path, v)
+		return
 	}
 	switch t.Kind() {
 	case reflect.Struct:

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,10 +24,12 @@ import (
 
 // Server is the control-plane HTTP server.
 type Server struct {
-	srv   *http.Server
-	ln    net.Listener
-	ready atomic.Bool
-	done  chan error
+	srv       *http.Server
+	ln        net.Listener
+	ready     atomic.Bool
+	done      chan error
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start listens on addr and serves in the background.
@@ -71,12 +74,15 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
 
 // Close stops the server, waiting for in-flight requests until ctx ends.
+// Later calls return the first call's result.
 func (s *Server) Close(ctx context.Context) error {
-	err := s.srv.Shutdown(ctx)
-	if serr := <-s.done; err == nil {
-		err = serr
-	}
-	return err
+	s.closeOnce.Do(func() {
+		s.closeErr = s.srv.Shutdown(ctx)
+		if err := <-s.done; s.closeErr == nil {
+			s.closeErr = err
+		}
+	})
+	return s.closeErr
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -327,10 +327,24 @@ func topoSort(all []*Node) ([]*Node, *Node) {
 		}
 	}
 	if len(order) != len(all) {
+		// Nodes left over are on a cycle or downstream of one. Walking
+		// upstream through left-over nodes must revisit a node: that one
+		// is on the cycle.
 		for _, n := range all {
-			if indeg[n] > 0 {
-				return nil, n
+			if indeg[n] == 0 {
+				continue
 			}
+			seen := map[*Node]bool{}
+			for !seen[n] {
+				seen[n] = true
+				for _, e := range n.In {
+					if indeg[e.From] > 0 {
+						n = e.From
+						break
+					}
+				}
+			}
+			return nil, n
 		}
 	}
 	return order, nil

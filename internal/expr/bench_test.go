@@ -40,25 +40,49 @@ func benchEval(b *testing.B, src string) {
 	}
 }
 
+var benchExprs = []struct{ name, src string }{
+	{"NotEqual", `type != "view"`},
+	{"Multiply", `price * 1.2`},
+	{"LowerConcat", `lower(page) + "x"`},
+	{"Path", `user_id`},
+	{"InAndCompare", `type in ["click","purchase"] && price > 10`},
+}
+
+// BenchmarkEval measures Program.Eval. BenchmarkFieldsOnly makes the same
+// Env.Field calls and nothing else: subtract it to get the evaluator's own
+// cost.
 func BenchmarkEval(b *testing.B) {
-	for _, bc := range []struct{ name, src string }{
-		{"NotEqual", `type != "view"`},
-		{"Multiply", `price * 1.2`},
-		{"LowerConcat", `lower(page) + "x"`},
-		{"Path", `user_id`},
-		{"InAndCompare", `type in ["click","purchase"] && price > 10`},
-	} {
+	for _, bc := range benchExprs {
 		b.Run(bc.name, func(b *testing.B) { benchEval(b, bc.src) })
 	}
 }
 
-// BenchmarkField measures the fake Env's Field alone, to subtract from the
-// numbers above.
-func BenchmarkField(b *testing.B) {
-	env := benchEnv()
-	path := []jsondoc.Seg{jsondoc.Key("type")}
-	b.ReportAllocs()
-	for b.Loop() {
-		benchSink, _ = env.Field(path)
+func BenchmarkEvalBool(b *testing.B) {
+	for _, src := range []string{`type != "view"`, `type in ["click","purchase"] && price > 10`} {
+		p := MustCompile(src)
+		env := benchEnv()
+		b.Run(src, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.EvalBool(env); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkFieldsOnly(b *testing.B) {
+	for _, bc := range benchExprs {
+		b.Run(bc.name, func(b *testing.B) {
+			var env Env = benchEnv()
+			fields := MustCompile(bc.src).Fields()
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, f := range fields {
+					benchSink, _ = env.Field(f)
+				}
+			}
+		})
 	}
 }

@@ -32,7 +32,7 @@ type builtin struct {
 	impure   bool
 	resultFn func(args []*node) kset
 	check    func(n *node) *Error
-	gen      func(n *node, args []evalFn) evalFn
+	gen      func(n *node, args []operand) evalFn
 }
 
 func (b *builtin) arity() string {
@@ -178,10 +178,16 @@ func argError(pos int, name string, want string, got jsondoc.Kind) error {
 	return evalErrorf(pos, "%s wants %s, got %s", name, want, got)
 }
 
-func genLen(n *node, args []evalFn) evalFn {
-	x, pos := args[0], n.opPos
+func genLen(n *node, args []operand) evalFn {
+	a, pos := args[0], n.opPos
 	return func(env Env) (jsondoc.Value, error) {
-		v, err := x(env)
+		v, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			v, err = env.Field(a.path)
+		case opFn:
+			v, err = a.fn(env)
+		}
 		if err != nil {
 			return jsondoc.Value{}, err
 		}
@@ -203,17 +209,23 @@ func genLen(n *node, args []evalFn) evalFn {
 
 // genCase compiles lower (upper false) and upper. A string that is already
 // in the wanted case is returned as is, without copying.
-func genCase(upper bool) func(n *node, args []evalFn) evalFn {
+func genCase(upper bool) func(n *node, args []operand) evalFn {
 	name := "lower"
 	lo, hi := byte('A'), byte('Z')
 	if upper {
 		name = "upper"
 		lo, hi = 'a', 'z'
 	}
-	return func(n *node, args []evalFn) evalFn {
-		x, pos := args[0], n.opPos
+	return func(n *node, args []operand) evalFn {
+		a, pos := args[0], n.opPos
 		return func(env Env) (jsondoc.Value, error) {
-			v, err := x(env)
+			v, err := a.val, error(nil)
+			switch a.kind {
+			case opPath:
+				v, err = env.Field(a.path)
+			case opFn:
+				v, err = a.fn(env)
+			}
 			if err != nil || absent(v) {
 				return v, err
 			}
@@ -264,10 +276,16 @@ func appendCase(dst, s []byte, upper bool) []byte {
 	return dst
 }
 
-func genTrim(n *node, args []evalFn) evalFn {
-	x, pos := args[0], n.opPos
+func genTrim(n *node, args []operand) evalFn {
+	a, pos := args[0], n.opPos
 	return func(env Env) (jsondoc.Value, error) {
-		v, err := x(env)
+		v, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			v, err = env.Field(a.path)
+		case opFn:
+			v, err = a.fn(env)
+		}
 		if err != nil || absent(v) {
 			return v, err
 		}
@@ -278,50 +296,55 @@ func genTrim(n *node, args []evalFn) evalFn {
 	}
 }
 
-// eval2 evaluates two arguments. When done, the call's result is res: an
-// error, or the first Missing or Null argument, passed through.
-func eval2(env Env, a, b evalFn) (x, y, res jsondoc.Value, done bool, err error) {
-	if x, err = a(env); err != nil {
-		return x, y, x, true, err
-	}
-	if y, err = b(env); err != nil {
-		return x, y, y, true, err
-	}
-	if absent(x) {
-		return x, y, x, true, nil
-	}
-	if absent(y) {
-		return x, y, y, true, nil
-	}
-	return x, y, res, false, nil
-}
-
-func genStrTest(test func(s, t []byte) bool) func(n *node, args []evalFn) evalFn {
-	return func(n *node, args []evalFn) evalFn {
+func genStrTest(test func(s, t []byte) bool) func(n *node, args []operand) evalFn {
+	return func(n *node, args []operand) evalFn {
 		a, b, pos, name := args[0], args[1], n.opPos, n.fn.name
 		return func(env Env) (jsondoc.Value, error) {
-			x, y, stop, done, err := eval2(env, a, b)
-			if done {
-				return stop, err
+			x, err := a.val, error(nil)
+			switch a.kind {
+			case opPath:
+				x, err = env.Field(a.path)
+			case opFn:
+				x, err = a.fn(env)
 			}
-			if x.Kind != jsondoc.String || y.Kind != jsondoc.String {
+			if err != nil {
+				return jsondoc.Value{}, err
+			}
+			y := b.val
+			switch b.kind {
+			case opPath:
+				y, err = env.Field(b.path)
+			case opFn:
+				y, err = b.fn(env)
+			}
+			switch {
+			case err != nil:
+				return jsondoc.Value{}, err
+			case absent(x):
+				return x, nil
+			case absent(y):
+				return y, nil
+			case x.Kind != jsondoc.String || y.Kind != jsondoc.String:
 				return jsondoc.Value{}, evalErrorf(pos, "%s wants two strings, got %s and %s", name, x.Kind, y.Kind)
 			}
-			return jsondoc.BoolValue(test(x.S, y.S)), nil
+			if test(x.S, y.S) {
+				return valTrue, nil
+			}
+			return valFalse, nil
 		}
 	}
 }
 
 // genConcat compiles concat: every argument in its string form, Missing and
 // Null skipped.
-func genConcat(n *node, args []evalFn) evalFn {
+func genConcat(n *node, args []operand) evalFn {
 	return func(env Env) (jsondoc.Value, error) {
 		// Evaluate all arguments first: evaluating one may append to
 		// scratch, which must not interleave with building the result.
 		var arr [8]jsondoc.Value
 		vals := arr[:0]
-		for _, a := range args {
-			v, err := a(env)
+		for i := range args {
+			v, err := args[i].eval(env)
 			if err != nil {
 				return jsondoc.Value{}, err
 			}
@@ -357,19 +380,27 @@ func appendText(dst []byte, v jsondoc.Value) []byte {
 	return appendJSON(dst, v)
 }
 
-func genSubstr(n *node, args []evalFn) evalFn {
+func genSubstr(n *node, args []operand) evalFn {
 	pos := n.opPos
 	s, start := args[0], args[1]
-	var length evalFn
+	var length *operand
 	if len(args) == 3 {
-		length = args[2]
+		length = &args[2]
 	}
 	return func(env Env) (jsondoc.Value, error) {
-		v, st, stop, done, err := eval2(env, s, start)
-		if done {
-			return stop, err
+		v, err := s.eval(env)
+		if err != nil {
+			return jsondoc.Value{}, err
 		}
-		if v.Kind != jsondoc.String || st.Kind != jsondoc.Int {
+		st, err := start.eval(env)
+		switch {
+		case err != nil:
+			return jsondoc.Value{}, err
+		case absent(v):
+			return v, nil
+		case absent(st):
+			return st, nil
+		case v.Kind != jsondoc.String || st.Kind != jsondoc.Int:
 			return jsondoc.Value{}, evalErrorf(pos, "substr wants a string and an int, got %s and %s", v.Kind, st.Kind)
 		}
 		size := int64(len(v.S))
@@ -380,7 +411,7 @@ func genSubstr(n *node, args []evalFn) evalFn {
 		from = min(from, size)
 		to := size
 		if length != nil {
-			l, err := length(env)
+			l, err := length.eval(env)
 			if err != nil || absent(l) {
 				return l, err
 			}
@@ -393,10 +424,16 @@ func genSubstr(n *node, args []evalFn) evalFn {
 	}
 }
 
-func genString(n *node, args []evalFn) evalFn {
-	x := args[0]
+func genString(n *node, args []operand) evalFn {
+	a := args[0]
 	return func(env Env) (jsondoc.Value, error) {
-		v, err := x(env)
+		v, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			v, err = env.Field(a.path)
+		case opFn:
+			v, err = a.fn(env)
+		}
 		if err != nil {
 			return jsondoc.Value{}, err
 		}
@@ -413,10 +450,16 @@ func genString(n *node, args []evalFn) evalFn {
 	}
 }
 
-func genInt(n *node, args []evalFn) evalFn {
-	x, pos := args[0], n.opPos
+func genInt(n *node, args []operand) evalFn {
+	a, pos := args[0], n.opPos
 	return func(env Env) (jsondoc.Value, error) {
-		v, err := x(env)
+		v, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			v, err = env.Field(a.path)
+		case opFn:
+			v, err = a.fn(env)
+		}
 		if err != nil || absent(v) {
 			return v, err
 		}
@@ -446,10 +489,16 @@ func floatToInt(pos int, f float64) (jsondoc.Value, error) {
 	return jsondoc.IntValue(int64(f)), nil
 }
 
-func genFloat(n *node, args []evalFn) evalFn {
-	x, pos := args[0], n.opPos
+func genFloat(n *node, args []operand) evalFn {
+	a, pos := args[0], n.opPos
 	return func(env Env) (jsondoc.Value, error) {
-		v, err := x(env)
+		v, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			v, err = env.Field(a.path)
+		case opFn:
+			v, err = a.fn(env)
+		}
 		if err != nil || absent(v) {
 			return v, err
 		}
@@ -468,10 +517,16 @@ func genFloat(n *node, args []evalFn) evalFn {
 	}
 }
 
-func genBool(n *node, args []evalFn) evalFn {
-	x, pos := args[0], n.opPos
+func genBool(n *node, args []operand) evalFn {
+	a, pos := args[0], n.opPos
 	return func(env Env) (jsondoc.Value, error) {
-		v, err := x(env)
+		v, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			v, err = env.Field(a.path)
+		case opFn:
+			v, err = a.fn(env)
+		}
 		if err != nil || absent(v) {
 			return v, err
 		}
@@ -479,9 +534,9 @@ func genBool(n *node, args []evalFn) evalFn {
 		case jsondoc.Bool:
 			return v, nil
 		case jsondoc.Int:
-			return jsondoc.BoolValue(v.I != 0), nil
+			return boolValue(v.I != 0), nil
 		case jsondoc.Float:
-			return jsondoc.BoolValue(v.F != 0), nil
+			return boolValue(v.F != 0), nil
 		case jsondoc.String:
 			switch string(v.S) {
 			case "true", "True", "TRUE", "1":
@@ -504,11 +559,17 @@ func absInt(i int64) int64 {
 
 // genNum1 compiles a function of one number. An Int goes through fi, or is
 // returned as is when fi is nil; a Float goes through ff.
-func genNum1(fi func(int64) int64, ff func(float64) float64) func(n *node, args []evalFn) evalFn {
-	return func(n *node, args []evalFn) evalFn {
-		x, pos, name := args[0], n.opPos, n.fn.name
+func genNum1(fi func(int64) int64, ff func(float64) float64) func(n *node, args []operand) evalFn {
+	return func(n *node, args []operand) evalFn {
+		a, pos, name := args[0], n.opPos, n.fn.name
 		return func(env Env) (jsondoc.Value, error) {
-			v, err := x(env)
+			v, err := a.val, error(nil)
+			switch a.kind {
+			case opPath:
+				v, err = env.Field(a.path)
+			case opFn:
+				v, err = a.fn(env)
+			}
 			if err != nil || absent(v) {
 				return v, err
 			}
@@ -528,13 +589,13 @@ func genNum1(fi func(int64) int64, ff func(float64) float64) func(n *node, args 
 
 // genMinMax compiles min (sign -1) and max (sign 1): the winning argument
 // is returned as it is, the first one on a tie.
-func genMinMax(sign int) func(n *node, args []evalFn) evalFn {
-	return func(n *node, args []evalFn) evalFn {
+func genMinMax(sign int) func(n *node, args []operand) evalFn {
+	return func(n *node, args []operand) evalFn {
 		pos, name := n.opPos, n.fn.name
 		return func(env Env) (jsondoc.Value, error) {
 			var best jsondoc.Value
-			for i, a := range args {
-				v, err := a(env)
+			for i := range args {
+				v, err := args[i].eval(env)
 				if err != nil || absent(v) {
 					return v, err
 				}
@@ -555,14 +616,20 @@ func genMinMax(sign int) func(n *node, args []evalFn) evalFn {
 	}
 }
 
-func genExists(n *node, args []evalFn) evalFn {
-	x := args[0]
+func genExists(n *node, args []operand) evalFn {
+	a := args[0]
 	return func(env Env) (jsondoc.Value, error) {
-		v, err := x(env)
+		v, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			v, err = env.Field(a.path)
+		case opFn:
+			v, err = a.fn(env)
+		}
 		if err != nil {
 			return jsondoc.Value{}, err
 		}
-		return jsondoc.BoolValue(v.Kind != jsondoc.Missing), nil
+		return boolValue(v.Kind != jsondoc.Missing), nil
 	}
 }
 
@@ -575,10 +642,16 @@ var kindNameValues = func() [jsondoc.Array + 1]jsondoc.Value {
 	return vs
 }()
 
-func genTypeOf(n *node, args []evalFn) evalFn {
-	x := args[0]
+func genTypeOf(n *node, args []operand) evalFn {
+	a := args[0]
 	return func(env Env) (jsondoc.Value, error) {
-		v, err := x(env)
+		v, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			v, err = env.Field(a.path)
+		case opFn:
+			v, err = a.fn(env)
+		}
 		if err != nil {
 			return jsondoc.Value{}, err
 		}
@@ -586,13 +659,13 @@ func genTypeOf(n *node, args []evalFn) evalFn {
 	}
 }
 
-func genKey(*node, []evalFn) evalFn {
+func genKey(*node, []operand) evalFn {
 	return func(env Env) (jsondoc.Value, error) {
 		return jsondoc.StringValue(env.Key()), nil
 	}
 }
 
-func genMeta(n *node, _ []evalFn) evalFn {
+func genMeta(n *node, _ []operand) evalFn {
 	name := string(n.kids[0].val.S)
 	return func(env Env) (jsondoc.Value, error) {
 		b, ok := env.Meta(name)
@@ -603,7 +676,7 @@ func genMeta(n *node, _ []evalFn) evalFn {
 	}
 }
 
-func genTime(*node, []evalFn) evalFn {
+func genTime(*node, []operand) evalFn {
 	return func(env Env) (jsondoc.Value, error) {
 		t := env.Time()
 		if t == 0 {
@@ -613,16 +686,22 @@ func genTime(*node, []evalFn) evalFn {
 	}
 }
 
-func genNow(*node, []evalFn) evalFn {
+func genNow(*node, []operand) evalFn {
 	return func(Env) (jsondoc.Value, error) {
 		return jsondoc.IntValue(time.Now().UnixNano()), nil
 	}
 }
 
-func genParseTime(n *node, args []evalFn) evalFn {
-	x, pos := args[0], n.opPos
+func genParseTime(n *node, args []operand) evalFn {
+	a, pos := args[0], n.opPos
 	return func(env Env) (jsondoc.Value, error) {
-		v, err := x(env)
+		v, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			v, err = env.Field(a.path)
+		case opFn:
+			v, err = a.fn(env)
+		}
 		if err != nil || absent(v) {
 			return v, err
 		}
@@ -637,10 +716,16 @@ func genParseTime(n *node, args []evalFn) evalFn {
 	}
 }
 
-func genFormatTime(n *node, args []evalFn) evalFn {
-	x, pos := args[0], n.opPos
+func genFormatTime(n *node, args []operand) evalFn {
+	a, pos := args[0], n.opPos
 	return func(env Env) (jsondoc.Value, error) {
-		v, err := x(env)
+		v, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			v, err = env.Field(a.path)
+		case opFn:
+			v, err = a.fn(env)
+		}
 		if err != nil || absent(v) {
 			return v, err
 		}
@@ -678,10 +763,16 @@ func fnv1a(h uint64, b []byte) uint64 {
 	return h
 }
 
-func genHash(n *node, args []evalFn) evalFn {
-	x := args[0]
+func genHash(n *node, args []operand) evalFn {
+	a := args[0]
 	return func(env Env) (jsondoc.Value, error) {
-		v, err := x(env)
+		v, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			v, err = env.Field(a.path)
+		case opFn:
+			v, err = a.fn(env)
+		}
 		if err != nil || absent(v) {
 			return v, err
 		}
@@ -697,113 +788,15 @@ func genHash(n *node, args []evalFn) evalFn {
 	}
 }
 
-func genCoalesce(n *node, args []evalFn) evalFn {
+func genCoalesce(n *node, args []operand) evalFn {
 	return func(env Env) (jsondoc.Value, error) {
 		var v jsondoc.Value
-		for _, a := range args {
+		for i := range args {
 			var err error
-			if v, err = a(env); err != nil || !absent(v) {
+			if v, err = args[i].eval(env); err != nil || !absent(v) {
 				return v, err
 			}
 		}
 		return v, nil
 	}
-}
-
-// parseRFC3339 parses an RFC 3339 timestamp, such as
-// 2024-05-01T12:00:00.5+02:00, into Unix nanoseconds. It does not allocate.
-func parseRFC3339(s []byte) (int64, bool) {
-	if len(s) < 20 || s[4] != '-' || s[7] != '-' || s[13] != ':' || s[16] != ':' {
-		return 0, false
-	}
-	if c := s[10]; c != 'T' && c != 't' && c != ' ' {
-		return 0, false
-	}
-	year, ok1 := digits(s[0:4])
-	month, ok2 := digits(s[5:7])
-	day, ok3 := digits(s[8:10])
-	hour, ok4 := digits(s[11:13])
-	minute, ok5 := digits(s[14:16])
-	sec, ok6 := digits(s[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) {
-		return 0, false
-	}
-	if month < 1 || month > 12 || day < 1 || day > daysIn(year, month) || hour > 23 || minute > 59 || sec > 59 {
-		return 0, false
-	}
-	i := 19
-	nsec := 0
-	if s[i] == '.' {
-		i++
-		n := 0
-		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
-			if n < 9 {
-				nsec = nsec*10 + int(s[i]-'0')
-			}
-			n++
-		}
-		if n == 0 {
-			return 0, false
-		}
-		for ; n < 9; n++ {
-			nsec *= 10
-		}
-	}
-	if i >= len(s) {
-		return 0, false
-	}
-	offset := 0
-	switch s[i] {
-	case 'Z', 'z':
-		i++
-	case '+', '-':
-		if len(s)-i != 6 || s[i+3] != ':' {
-			return 0, false
-		}
-		oh, ok1 := digits(s[i+1 : i+3])
-		om, ok2 := digits(s[i+4 : i+6])
-		if !ok1 || !ok2 || oh > 23 || om > 59 {
-			return 0, false
-		}
-		offset = oh*3600 + om*60
-		if s[i] == '-' {
-			offset = -offset
-		}
-		i += 6
-	default:
-		return 0, false
-	}
-	if i != len(s) {
-		return 0, false
-	}
-	secs := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC).Unix() - int64(offset)
-	// The range of int64 nanoseconds: about 1677-09-21 to 2262-04-11.
-	if secs < math.MinInt64/1_000_000_000+1 || secs > math.MaxInt64/1_000_000_000-1 {
-		return 0, false
-	}
-	return secs*1e9 + int64(nsec), true
-}
-
-func digits(b []byte) (int, bool) {
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
-}
-
-func daysIn(year, month int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
 }

@@ -2,6 +2,7 @@ package expr
 
 import (
 	"bytes"
+	"fmt"
 
 	"github.com/weir-dev/weir/internal/jsondoc"
 )
@@ -9,12 +10,73 @@ import (
 // A program compiles to a tree of closures: each evaluates one node,
 // calling its children's closures. Closures capture only data fixed at
 // compile time, so a program has no mutable state.
-type evalFn func(env Env) (jsondoc.Value, error)
+//
+// The shape is driven by one cost: jsondoc.Value is too large for the
+// compiler to keep in registers, so each function that receives a Value
+// from a call and passes it on copies it through memory, which costs
+// several nanoseconds (a store-forwarding stall). Hence:
+//
+//   - Conditions (&&, ||, !, comparisons, in, ?: in a condition) compile to
+//     condFn, which returns a bool. EvalBool runs them directly; Eval wraps
+//     them once.
+//   - A parent reads a path or constant operand itself (the operand switch
+//     below) instead of calling a child closure. The switch is written out
+//     in each hot closure because a method holding it cannot be inlined.
+//   - Program.Eval and EvalBool are single calls, inlined into the caller.
+type (
+	evalFn func(env Env) (jsondoc.Value, error)
+	condFn func(env Env) (bool, error)
+)
 
 var (
 	valFalse = jsondoc.BoolValue(false)
 	valTrue  = jsondoc.BoolValue(true)
 )
+
+type operandKind uint8
+
+const (
+	opFn    operandKind = iota // fn computes the value
+	opPath                     // env.Field(path)
+	opConst                    // val
+)
+
+// operand is a child node as its parent reads it.
+type operand struct {
+	kind operandKind
+	fn   evalFn
+	path []jsondoc.Seg
+	val  jsondoc.Value
+}
+
+func operandOf(n *node) operand {
+	switch n.kind {
+	case nPath:
+		return operand{kind: opPath, path: n.path}
+	case nConst:
+		return operand{kind: opConst, val: n.val}
+	}
+	return operand{fn: gen(n)}
+}
+
+func operandsOf(ns []*node) []operand {
+	ops := make([]operand, len(ns))
+	for i, k := range ns {
+		ops[i] = operandOf(k)
+	}
+	return ops
+}
+
+// eval reads the operand, for closures off the hot path.
+func (a *operand) eval(env Env) (jsondoc.Value, error) {
+	switch a.kind {
+	case opPath:
+		return env.Field(a.path)
+	case opConst:
+		return a.val, nil
+	}
+	return a.fn(env)
+}
 
 // scratchOf returns env's scratch buffer, tolerating an Env that breaks its
 // contract by returning nil (at the price of an allocation).
@@ -32,7 +94,27 @@ func tail(buf *[]byte, start int) []byte {
 	return b[start:len(b):len(b)]
 }
 
+// isCond reports whether n always yields a Bool and compiles natively to a
+// condFn.
+func isCond(n *node) bool {
+	switch n.kind {
+	case nUnary:
+		return n.op == tBang
+	case nBinary:
+		switch n.op {
+		case tAnd, tOr, tEq, tNe, tLt, tLe, tGt, tGe:
+			return true
+		}
+	case nIn:
+		return true
+	}
+	return false
+}
+
 func gen(n *node) evalFn {
+	if isCond(n) {
+		return condValue(genCond(n, nil))
+	}
 	switch n.kind {
 	case nConst:
 		v := n.val
@@ -47,33 +129,331 @@ func gen(n *node) evalFn {
 	case nArray:
 		return genArray(n)
 	case nUnary:
-		return genUnary(n)
+		return genNeg(n)
 	case nBinary:
-		return genBinary(n)
-	case nIn:
-		return genIn(n)
+		switch n.op {
+		case tCoalesce:
+			return genCoalesceOp(n)
+		case tPlus:
+			return genAdd(n)
+		}
+		return genArith(n)
 	case nTernary:
 		return genTernary(n)
 	case nCall:
-		return n.fn.gen(n, genAll(n.kids))
+		return n.fn.gen(n, operandsOf(n.kids))
 	}
 	panic("expr: unknown node kind")
 }
 
-func genAll(ns []*node) []evalFn {
-	fns := make([]evalFn, len(ns))
-	for i, k := range ns {
-		fns[i] = gen(k)
+// boolValue returns a preallocated Bool value: copying one costs less than
+// building one.
+func boolValue(b bool) jsondoc.Value {
+	if b {
+		return valTrue
 	}
-	return fns
+	return valFalse
+}
+
+// condValue turns a condition into a value.
+func condValue(c condFn) evalFn {
+	return func(env Env) (jsondoc.Value, error) {
+		t, err := c(env)
+		if err != nil {
+			return jsondoc.Value{}, err
+		}
+		if t {
+			return valTrue, nil
+		}
+		return valFalse, nil
+	}
+}
+
+// notBoolError returns the error maker for a condition operand that is
+// neither a Bool nor absent. format has one %s, for the kind.
+func notBoolError(pos int, format string) func(jsondoc.Kind) error {
+	return func(k jsondoc.Kind) error { return evalErrorf(pos, format, k) }
+}
+
+// genCond compiles n as a condition. A Bool is itself; Missing and Null
+// are false; for other kinds, notBool makes the error. Nodes for which
+// isCond holds never call notBool.
+func genCond(n *node, notBool func(jsondoc.Kind) error) condFn {
+	switch n.kind {
+	case nUnary:
+		if n.op == tBang {
+			x := genCond(n.kids[0], notBoolError(n.opPos, "! wants a bool, got %s"))
+			return func(env Env) (bool, error) {
+				t, err := x(env)
+				return !t && err == nil, err
+			}
+		}
+	case nBinary:
+		switch n.op {
+		case tAnd, tOr:
+			return condLogic(n)
+		case tEq, tNe:
+			return condEqual(n)
+		case tLt, tLe, tGt, tGe:
+			return condOrder(n)
+		}
+	case nIn:
+		return condIn(n)
+	case nTernary:
+		c := genCond(n.kids[0], notBoolError(n.opPos, "the condition of ?: must be a bool, got %s"))
+		yes, no := genCond(n.kids[1], notBool), genCond(n.kids[2], notBool)
+		return func(env Env) (bool, error) {
+			t, err := c(env)
+			if err != nil {
+				return false, err
+			}
+			if t {
+				return yes(env)
+			}
+			return no(env)
+		}
+	case nConst:
+		t, ok := truth(n.val)
+		var err error
+		if !ok {
+			err = notBool(n.val.Kind)
+		}
+		return func(Env) (bool, error) { return t, err }
+	}
+	return condOfOperand(operandOf(n), notBool)
+}
+
+// condOfOperand reads a as a condition.
+func condOfOperand(a operand, notBool func(jsondoc.Kind) error) condFn {
+	return func(env Env) (bool, error) {
+		x, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			x, err = env.Field(a.path)
+		case opFn:
+			x, err = a.fn(env)
+		}
+		if err != nil {
+			return false, err
+		}
+		switch x.Kind {
+		case jsondoc.Bool:
+			return x.B, nil
+		case jsondoc.Missing, jsondoc.Null:
+			return false, nil
+		}
+		return false, notBool(x.Kind)
+	}
+}
+
+func condLogic(n *node) condFn {
+	format := "&& wants bools, %s side is %%s"
+	if n.op == tOr {
+		format = "|| wants bools, %s side is %%s"
+	}
+	l := genCond(n.kids[0], notBoolError(n.opPos, fmt.Sprintf(format, "left")))
+	r := genCond(n.kids[1], notBoolError(n.opPos, fmt.Sprintf(format, "right")))
+	// For &&, a false left side decides; for ||, a true one.
+	decide := n.op == tOr
+	return func(env Env) (bool, error) {
+		t, err := l(env)
+		if err != nil || t == decide {
+			return t, err
+		}
+		return r(env)
+	}
+}
+
+func condEqual(n *node) condFn {
+	a, b := operandOf(n.kids[0]), operandOf(n.kids[1])
+	if a.kind == opConst && b.kind != opConst {
+		a, b = b, a // == is symmetric; put the constant on the right
+	}
+	neg := n.op == tNe
+	pos := n.opPos
+	if b.kind == opConst {
+		switch c := b.val; c.Kind {
+		case jsondoc.String:
+			s := c.S
+			return func(env Env) (bool, error) {
+				x, err := a.val, error(nil)
+				switch a.kind {
+				case opPath:
+					x, err = env.Field(a.path)
+				case opFn:
+					x, err = a.fn(env)
+				}
+				if err != nil {
+					return false, err
+				}
+				return (x.Kind == jsondoc.String && bytes.Equal(x.S, s)) != neg, nil
+			}
+		case jsondoc.Missing, jsondoc.Null:
+			return func(env Env) (bool, error) {
+				x, err := a.val, error(nil)
+				switch a.kind {
+				case opPath:
+					x, err = env.Field(a.path)
+				case opFn:
+					x, err = a.fn(env)
+				}
+				if err != nil {
+					return false, err
+				}
+				return absent(x) != neg, nil
+			}
+		}
+	}
+	return func(env Env) (bool, error) {
+		x, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			x, err = env.Field(a.path)
+		case opFn:
+			x, err = a.fn(env)
+		}
+		if err != nil {
+			return false, err
+		}
+		y := b.val
+		switch b.kind {
+		case opPath:
+			y, err = env.Field(b.path)
+		case opFn:
+			y, err = b.fn(env)
+		}
+		if err != nil {
+			return false, err
+		}
+		eq, ok := equalIn(env, x, y)
+		if !ok {
+			return false, malformed(pos)
+		}
+		return eq != neg, nil
+	}
+}
+
+func condOrder(n *node) condFn {
+	a, b := operandOf(n.kids[0]), operandOf(n.kids[1])
+	op, pos := n.op, n.opPos
+	return func(env Env) (bool, error) {
+		x, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			x, err = env.Field(a.path)
+		case opFn:
+			x, err = a.fn(env)
+		}
+		if err != nil {
+			return false, err
+		}
+		y := b.val
+		switch b.kind {
+		case opPath:
+			y, err = env.Field(b.path)
+		case opFn:
+			y, err = b.fn(env)
+		}
+		if err != nil {
+			return false, err
+		}
+		c, st := compare(x, y)
+		switch st {
+		case cmpAbsent:
+			return false, nil
+		case cmpMismatch:
+			return false, evalErrorf(pos, "%s compares two numbers or two strings, got %s and %s", op, x.Kind, y.Kind)
+		}
+		return orderHolds(op, c), nil
+	}
+}
+
+func condIn(n *node) condFn {
+	a := operandOf(n.kids[0])
+	right := n.kids[1]
+	neg := n.neg
+	pos := n.opPos
+	if right.kind == nConst && right.val.Kind == jsondoc.Array {
+		set := newConstSet(right.val)
+		return func(env Env) (bool, error) {
+			x, err := a.val, error(nil)
+			switch a.kind {
+			case opPath:
+				x, err = env.Field(a.path)
+			case opFn:
+				x, err = a.fn(env)
+			}
+			if err != nil {
+				return false, err
+			}
+			found, ok := set.has(x, env)
+			if !ok {
+				return false, malformed(pos)
+			}
+			return found != neg, nil
+		}
+	}
+	if right.kind == nArray {
+		// A literal with computed elements: compare one by one, stopping at
+		// the first match.
+		elems := operandsOf(right.kids)
+		return func(env Env) (bool, error) {
+			x, err := a.eval(env)
+			if err != nil {
+				return false, err
+			}
+			for i := range elems {
+				y, err := elems[i].eval(env)
+				if err != nil {
+					return false, err
+				}
+				eq, ok := equalIn(env, x, y)
+				if !ok {
+					return false, malformed(pos)
+				}
+				if eq {
+					return !neg, nil
+				}
+			}
+			return neg, nil
+		}
+	}
+	b := operandOf(right)
+	return func(env Env) (bool, error) {
+		x, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			x, err = env.Field(a.path)
+		case opFn:
+			x, err = a.fn(env)
+		}
+		if err != nil {
+			return false, err
+		}
+		y := b.val
+		switch b.kind {
+		case opPath:
+			y, err = env.Field(b.path)
+		case opFn:
+			y, err = b.fn(env)
+		}
+		if err != nil {
+			return false, err
+		}
+		found, err := contains(pos, x, y, env)
+		if err != nil {
+			return false, err
+		}
+		return found != neg, nil
+	}
 }
 
 func genMember(n *node) evalFn {
-	x := gen(n.kids[0])
+	t := operandOf(n.kids[0])
 	name := []byte(n.name)
 	pos := n.opPos
 	return func(env Env) (jsondoc.Value, error) {
-		v, err := x(env)
+		v, err := t.eval(env)
 		if err != nil || v.Kind != jsondoc.Object {
 			return jsondoc.Value{}, err
 		}
@@ -86,14 +466,26 @@ func genMember(n *node) evalFn {
 }
 
 func genIndex(n *node) evalFn {
-	x, ix := gen(n.kids[0]), gen(n.kids[1])
+	t, ix := operandOf(n.kids[0]), operandOf(n.kids[1])
 	pos := n.opPos
 	return func(env Env) (jsondoc.Value, error) {
-		v, err := x(env)
+		v, err := t.val, error(nil)
+		switch t.kind {
+		case opPath:
+			v, err = env.Field(t.path)
+		case opFn:
+			v, err = t.fn(env)
+		}
 		if err != nil {
 			return jsondoc.Value{}, err
 		}
-		i, err := ix(env)
+		i := ix.val
+		switch ix.kind {
+		case opPath:
+			i, err = env.Field(ix.path)
+		case opFn:
+			i, err = ix.fn(env)
+		}
 		if err != nil {
 			return jsondoc.Value{}, err
 		}
@@ -122,14 +514,14 @@ func genIndex(n *node) evalFn {
 // genArray compiles an array literal with computed elements to JSON text in
 // scratch space.
 func genArray(n *node) evalFn {
-	elems := genAll(n.kids)
+	elems := operandsOf(n.kids)
 	return func(env Env) (jsondoc.Value, error) {
 		// Evaluate every element before encoding: evaluating one may append
 		// to scratch, which would interleave with the encoding.
 		var arr [8]jsondoc.Value
 		vals := arr[:0]
-		for _, e := range elems {
-			v, err := e(env)
+		for i := range elems {
+			v, err := elems[i].eval(env)
 			if err != nil {
 				return jsondoc.Value{}, err
 			}
@@ -149,82 +541,70 @@ func genArray(n *node) evalFn {
 	}
 }
 
-func genUnary(n *node) evalFn {
-	x := gen(n.kids[0])
+// genNeg compiles unary minus.
+func genNeg(n *node) evalFn {
+	a := operandOf(n.kids[0])
 	pos := n.opPos
-	if n.op == tBang {
-		return func(env Env) (jsondoc.Value, error) {
-			v, err := x(env)
-			if err != nil {
-				return jsondoc.Value{}, err
-			}
-			b, ok := truth(v)
-			if !ok {
-				return jsondoc.Value{}, evalErrorf(pos, "! wants a bool, got %s", v.Kind)
-			}
-			return jsondoc.BoolValue(!b), nil
-		}
-	}
 	return func(env Env) (jsondoc.Value, error) {
-		v, err := x(env)
+		x, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			x, err = env.Field(a.path)
+		case opFn:
+			x, err = a.fn(env)
+		}
 		if err != nil {
 			return jsondoc.Value{}, err
 		}
-		switch v.Kind {
+		switch x.Kind {
 		case jsondoc.Int:
-			return jsondoc.IntValue(-v.I), nil
+			return jsondoc.IntValue(-x.I), nil
 		case jsondoc.Float:
-			return jsondoc.FloatValue(-v.F), nil
+			return jsondoc.FloatValue(-x.F), nil
 		}
-		return jsondoc.Value{}, evalErrorf(pos, "- wants a number, got %s", v.Kind)
+		return jsondoc.Value{}, evalErrorf(pos, "- wants a number, got %s", x.Kind)
 	}
 }
 
-func genBinary(n *node) evalFn {
-	a, b := n.kids[0], n.kids[1]
-	switch n.op {
-	case tAnd, tOr:
-		return genLogic(n)
-	case tCoalesce:
-		l, r := gen(a), gen(b)
-		return func(env Env) (jsondoc.Value, error) {
-			v, err := l(env)
-			if err != nil || !absent(v) {
-				return v, err
-			}
-			return r(env)
-		}
-	case tEq, tNe:
-		return genEqual(n)
-	case tLt, tLe, tGt, tGe:
-		return genOrder(n)
-	case tPlus:
-		return genAdd(n)
-	}
-	l := gen(a)
-	op, pos := n.op, n.opPos
-	if b.kind == nConst {
-		// The common `price * 1.2`: skip a call for the constant.
-		y := b.val
-		return func(env Env) (jsondoc.Value, error) {
-			x, err := l(env)
-			if err != nil {
-				return jsondoc.Value{}, err
-			}
-			v, st := arith(op, x, y)
-			if st != arithOK {
-				return jsondoc.Value{}, arithError(pos, op, st, x, y)
-			}
-			return v, nil
-		}
-	}
-	r := gen(b)
+func genCoalesceOp(n *node) evalFn {
+	a, b := operandOf(n.kids[0]), operandOf(n.kids[1])
 	return func(env Env) (jsondoc.Value, error) {
-		x, err := l(env)
+		x, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			x, err = env.Field(a.path)
+		case opFn:
+			x, err = a.fn(env)
+		}
+		if err != nil || !absent(x) {
+			return x, err
+		}
+		return b.eval(env)
+	}
+}
+
+// genArith compiles - * / %.
+func genArith(n *node) evalFn {
+	a, b := operandOf(n.kids[0]), operandOf(n.kids[1])
+	op, pos := n.op, n.opPos
+	return func(env Env) (jsondoc.Value, error) {
+		x, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			x, err = env.Field(a.path)
+		case opFn:
+			x, err = a.fn(env)
+		}
 		if err != nil {
 			return jsondoc.Value{}, err
 		}
-		y, err := r(env)
+		y := b.val
+		switch b.kind {
+		case opPath:
+			y, err = env.Field(b.path)
+		case opFn:
+			y, err = b.fn(env)
+		}
 		if err != nil {
 			return jsondoc.Value{}, err
 		}
@@ -236,137 +616,28 @@ func genBinary(n *node) evalFn {
 	}
 }
 
-func genLogic(n *node) evalFn {
-	l, r := gen(n.kids[0]), gen(n.kids[1])
-	op, pos := n.op, n.opPos
-	// For &&, a false left side decides; for ||, a true one.
-	decide := op == tOr
-	return func(env Env) (jsondoc.Value, error) {
-		v, err := l(env)
-		if err != nil {
-			return jsondoc.Value{}, err
-		}
-		t, ok := truth(v)
-		if !ok {
-			return jsondoc.Value{}, evalErrorf(pos, "%s wants bools, left side is %s", op, v.Kind)
-		}
-		if t == decide {
-			return jsondoc.BoolValue(t), nil
-		}
-		if v, err = r(env); err != nil {
-			return jsondoc.Value{}, err
-		}
-		if t, ok = truth(v); !ok {
-			return jsondoc.Value{}, evalErrorf(pos, "%s wants bools, right side is %s", op, v.Kind)
-		}
-		return jsondoc.BoolValue(t), nil
-	}
-}
-
-func genEqual(n *node) evalFn {
-	a, b := n.kids[0], n.kids[1]
-	if a.kind == nConst && b.kind != nConst {
-		a, b = b, a // == is symmetric; put the constant on the right
-	}
-	neg := n.op == tNe
-	pos := n.opPos
-	l := gen(a)
-	if b.kind == nConst {
-		c := b.val
-		switch c.Kind {
-		case jsondoc.String:
-			s := c.S
-			return func(env Env) (jsondoc.Value, error) {
-				v, err := l(env)
-				if err != nil {
-					return jsondoc.Value{}, err
-				}
-				eq := v.Kind == jsondoc.String && bytes.Equal(v.S, s)
-				return jsondoc.BoolValue(eq != neg), nil
-			}
-		case jsondoc.Missing, jsondoc.Null:
-			return func(env Env) (jsondoc.Value, error) {
-				v, err := l(env)
-				if err != nil {
-					return jsondoc.Value{}, err
-				}
-				return jsondoc.BoolValue(absent(v) != neg), nil
-			}
-		}
-	}
-	r := gen(b)
-	return func(env Env) (jsondoc.Value, error) {
-		x, err := l(env)
-		if err != nil {
-			return jsondoc.Value{}, err
-		}
-		y, err := r(env)
-		if err != nil {
-			return jsondoc.Value{}, err
-		}
-		eq, ok := equal(x, y, scratchOf(env))
-		if !ok {
-			return jsondoc.Value{}, malformed(pos)
-		}
-		return jsondoc.BoolValue(eq != neg), nil
-	}
-}
-
-func genOrder(n *node) evalFn {
-	l := gen(n.kids[0])
-	op, pos := n.op, n.opPos
-	if b := n.kids[1]; b.kind == nConst {
-		// The common `price > 10`: skip a call for the constant.
-		y := b.val
-		return func(env Env) (jsondoc.Value, error) {
-			x, err := l(env)
-			if err != nil {
-				return jsondoc.Value{}, err
-			}
-			c, st := compare(x, y)
-			switch st {
-			case cmpAbsent:
-				return valFalse, nil
-			case cmpMismatch:
-				return jsondoc.Value{}, orderError(pos, op, x, y)
-			}
-			return jsondoc.BoolValue(orderHolds(op, c)), nil
-		}
-	}
-	r := gen(n.kids[1])
-	return func(env Env) (jsondoc.Value, error) {
-		x, err := l(env)
-		if err != nil {
-			return jsondoc.Value{}, err
-		}
-		y, err := r(env)
-		if err != nil {
-			return jsondoc.Value{}, err
-		}
-		c, st := compare(x, y)
-		switch st {
-		case cmpAbsent:
-			return valFalse, nil
-		case cmpMismatch:
-			return jsondoc.Value{}, orderError(pos, op, x, y)
-		}
-		return jsondoc.BoolValue(orderHolds(op, c)), nil
-	}
-}
-
-func orderError(pos int, op tokKind, x, y jsondoc.Value) error {
-	return evalErrorf(pos, "%s compares two numbers or two strings, got %s and %s", op, x.Kind, y.Kind)
-}
-
+// genAdd compiles +, which also concatenates strings.
 func genAdd(n *node) evalFn {
-	l, r := gen(n.kids[0]), gen(n.kids[1])
+	a, b := operandOf(n.kids[0]), operandOf(n.kids[1])
 	pos := n.opPos
 	return func(env Env) (jsondoc.Value, error) {
-		x, err := l(env)
+		x, err := a.val, error(nil)
+		switch a.kind {
+		case opPath:
+			x, err = env.Field(a.path)
+		case opFn:
+			x, err = a.fn(env)
+		}
 		if err != nil {
 			return jsondoc.Value{}, err
 		}
-		y, err := r(env)
+		y := b.val
+		switch b.kind {
+		case opPath:
+			y, err = env.Field(b.path)
+		case opFn:
+			y, err = b.fn(env)
+		}
 		if err != nil {
 			return jsondoc.Value{}, err
 		}
@@ -403,81 +674,24 @@ func concat2(buf *[]byte, a, b []byte) []byte {
 }
 
 func genTernary(n *node) evalFn {
-	cond, yes, no := gen(n.kids[0]), gen(n.kids[1]), gen(n.kids[2])
-	pos := n.opPos
+	c := genCond(n.kids[0], notBoolError(n.opPos, "the condition of ?: must be a bool, got %s"))
+	yes, no := operandOf(n.kids[1]), operandOf(n.kids[2])
 	return func(env Env) (jsondoc.Value, error) {
-		v, err := cond(env)
+		t, err := c(env)
 		if err != nil {
 			return jsondoc.Value{}, err
 		}
-		t, ok := truth(v)
-		if !ok {
-			return jsondoc.Value{}, evalErrorf(pos, "the condition of ?: must be a bool, got %s", v.Kind)
-		}
+		b := &no
 		if t {
-			return yes(env)
+			b = &yes
 		}
-		return no(env)
-	}
-}
-
-func genIn(n *node) evalFn {
-	a, b := n.kids[0], n.kids[1]
-	l := gen(a)
-	neg := n.neg
-	pos := n.opPos
-	if b.kind == nConst && b.val.Kind == jsondoc.Array {
-		set := newConstSet(b.val)
-		return func(env Env) (jsondoc.Value, error) {
-			v, err := l(env)
-			if err != nil {
-				return jsondoc.Value{}, err
-			}
-			found, ok := set.has(v, env)
-			if !ok {
-				return jsondoc.Value{}, malformed(pos)
-			}
-			return jsondoc.BoolValue(found != neg), nil
+		switch b.kind {
+		case opPath:
+			return env.Field(b.path)
+		case opConst:
+			return b.val, nil
 		}
-	}
-	if b.kind == nArray {
-		elems := genAll(b.kids)
-		return func(env Env) (jsondoc.Value, error) {
-			v, err := l(env)
-			if err != nil {
-				return jsondoc.Value{}, err
-			}
-			for _, e := range elems {
-				x, err := e(env)
-				if err != nil {
-					return jsondoc.Value{}, err
-				}
-				eq, ok := equal(v, x, scratchOf(env))
-				if !ok {
-					return jsondoc.Value{}, malformed(pos)
-				}
-				if eq {
-					return jsondoc.BoolValue(!neg), nil
-				}
-			}
-			return jsondoc.BoolValue(neg), nil
-		}
-	}
-	r := gen(b)
-	return func(env Env) (jsondoc.Value, error) {
-		v, err := l(env)
-		if err != nil {
-			return jsondoc.Value{}, err
-		}
-		c, err := r(env)
-		if err != nil {
-			return jsondoc.Value{}, err
-		}
-		found, err := contains(pos, v, c, env)
-		if err != nil {
-			return jsondoc.Value{}, err
-		}
-		return jsondoc.BoolValue(found != neg), nil
+		return b.fn(env)
 	}
 }
 
@@ -577,15 +791,15 @@ func (s *constSet) has(v jsondoc.Value, env Env) (found, ok bool) {
 			_, found = s.strs[string(v.S)]
 			return found, true
 		}
-		for _, e := range s.vals {
-			if bytes.Equal(e.S, v.S) {
+		for i := range s.vals {
+			if bytes.Equal(s.vals[i].S, v.S) {
 				return true, true
 			}
 		}
 		return false, true
 	}
-	for _, e := range s.vals {
-		eq, ok := equal(v, e, scratchOf(env))
+	for i := range s.vals {
+		eq, ok := equalIn(env, v, s.vals[i])
 		if !ok || eq {
 			return eq, ok
 		}

@@ -29,6 +29,15 @@ func equal(a, b jsondoc.Value, buf *[]byte) (eq, ok bool) {
 	return equalDepth(a, b, buf, 0)
 }
 
+// equalIn is equal for evaluation: the scratch space it needs only to
+// compare arrays and objects is fetched only then.
+func equalIn(env Env, a, b jsondoc.Value) (eq, ok bool) {
+	if a.Kind == b.Kind && a.Kind >= jsondoc.Object {
+		return equal(a, b, scratchOf(env))
+	}
+	return equal(a, b, nil)
+}
+
 func equalDepth(a, b jsondoc.Value, buf *[]byte, depth int) (eq, ok bool) {
 	if a.Kind != b.Kind {
 		switch {

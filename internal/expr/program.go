@@ -34,6 +34,7 @@ type Env interface {
 type Program struct {
 	src    string
 	eval   evalFn
+	cond   condFn
 	set    kset
 	pos    int
 	fields [][]jsondoc.Seg
@@ -52,7 +53,18 @@ func Compile(src string) (*Program, error) {
 	if perr != nil {
 		return nil, perr
 	}
-	p := &Program{src: src, eval: gen(root), set: root.set, pos: root.pos}
+	p := &Program{src: src, set: root.set, pos: root.pos}
+	if isCond(root) {
+		p.cond = genCond(root, nil)
+		p.eval = condValue(p.cond)
+	} else {
+		a := operandOf(root)
+		p.eval = a.fn
+		if a.kind != opFn {
+			p.eval = gen(root)
+		}
+		p.cond = condOfOperand(a, notBoolError(root.pos, "condition yields %s, want bool"))
+	}
 	if root.kind == nPath {
 		p.path, p.isPath = root.path, true
 	}
@@ -74,26 +86,13 @@ func MustCompile(src string) *Program {
 // event's data, the program's constants or *env.Scratch(): it must be
 // treated as read-only and copied to be kept.
 func (p *Program) Eval(env Env) (jsondoc.Value, error) {
-	if p.isPath {
-		return env.Field(p.path)
-	}
 	return p.eval(env)
 }
 
 // EvalBool evaluates the program as a condition. Missing and Null results
 // are false; any kind other than Bool is an *EvalError.
 func (p *Program) EvalBool(env Env) (bool, error) {
-	v, err := p.eval(env)
-	if err != nil {
-		return false, err
-	}
-	switch v.Kind {
-	case jsondoc.Bool:
-		return v.B, nil
-	case jsondoc.Missing, jsondoc.Null:
-		return false, nil
-	}
-	return false, evalErrorf(p.pos, "condition yields %s, want bool", v.Kind)
+	return p.cond(env)
 }
 
 // Type returns the static type of the result: TypeAny when it depends on the

@@ -69,3 +69,45 @@ func BenchmarkParseSetDeleteAppend(b *testing.B) {
 		b.Fatal("empty output")
 	}
 }
+
+var benchNested = []byte(`{"event_id":"5f0c6a1e","user":{"id":"u_10432","geo":{"country":"DE","city":"Berlin"},"tags":["a","b"]},"items":[{"sku":"p42","qty":2},{"sku":"p7","qty":1}],"ts":1763900000123}`)
+
+func BenchmarkLookupNested(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchNested)))
+	var d Doc
+	if err := d.Parse(benchNested); err != nil {
+		b.Fatal(err)
+	}
+	country := []Seg{Key("user"), Key("geo"), Key("country")}
+	qty := []Seg{Key("items"), Index(1), Key("qty")}
+	for b.Loop() {
+		if v := d.Lookup(country); v.Kind != String {
+			b.Fatal(v)
+		}
+		if v := d.Lookup(qty); v.Kind != Int {
+			b.Fatal(v)
+		}
+	}
+}
+
+func BenchmarkParseSetNestedAppend(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchNested)))
+	var d Doc
+	var out []byte
+	city := []Seg{Key("user"), Key("geo"), Key("city")}
+	from, to := []Seg{Key("event_id")}, []Seg{Key("id")}
+	for b.Loop() {
+		if err := d.Parse(benchNested); err != nil {
+			b.Fatal(err)
+		}
+		if err := d.Set(city, StringValue([]byte("Hamburg"))); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := d.Rename(from, to); err != nil {
+			b.Fatal(err)
+		}
+		out = d.AppendJSON(out[:0])
+	}
+}

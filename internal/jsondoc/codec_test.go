@@ -171,9 +171,31 @@ func TestParseValue(t *testing.T) {
 
 func TestParseValueNumbersMatchStrconv(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for range 20000 {
+	for range 200000 {
 		var s string
-		switch r.IntN(3) {
+		switch r.IntN(4) {
+		case 3:
+			// Random digit strings: exercise the fast path's limits.
+			digits := func(n int) string {
+				b := make([]byte, n)
+				for i := range b {
+					b[i] = byte('0' + r.IntN(10))
+				}
+				return string(b)
+			}
+			s = digits(1 + r.IntN(20))
+			if len(s) > 1 && s[0] == '0' {
+				s = "1" + s[1:]
+			}
+			if r.IntN(2) == 0 {
+				s += "." + digits(1+r.IntN(20))
+			}
+			if r.IntN(2) == 0 {
+				s += "e" + strconv.Itoa(r.IntN(70)-35)
+			}
+			if r.IntN(2) == 0 {
+				s = "-" + s
+			}
 		case 0:
 			s = strconv.FormatInt(int64(r.Uint64()), 10)
 		case 1:
@@ -230,6 +252,31 @@ func TestEqual(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.a.Equal(tt.b); got != tt.want {
 			t.Errorf("%+v.Equal(%+v) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestEightDigits(t *testing.T) {
+	for _, s := range []string{"00000000", "12345678", "99999999", "10000000", "00000001", "17639000"} {
+		x := uint64(0)
+		for i := 7; i >= 0; i-- {
+			x = x<<8 | uint64(s[i])
+		}
+		if m := nonDigitMask(x); m != 0 {
+			t.Errorf("nonDigitMask(%s) = %#x", s, m)
+		}
+		want, _ := strconv.ParseUint(s, 10, 64)
+		if got := eightDigits(x); got != want {
+			t.Errorf("eightDigits(%s) = %d", s, got)
+		}
+	}
+	for _, s := range []string{"1234567.", "1234567e", "/2345678", ":2345678", "123-5678", "12345+78", "1234567E"} {
+		x := uint64(0)
+		for i := 7; i >= 0; i-- {
+			x = x<<8 | uint64(s[i])
+		}
+		if nonDigitMask(x) == 0 {
+			t.Errorf("nonDigitMask(%s) = 0", s)
 		}
 	}
 }

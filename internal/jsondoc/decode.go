@@ -2,6 +2,7 @@ package jsondoc
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -35,100 +36,105 @@ func ParseValue(raw []byte, scratch *[]byte) (Value, error) {
 
 // decodeValue converts the valid, whitespace-trimmed JSON text of one value.
 func decodeValue(b []byte, scratch *[]byte) Value {
+	k, t, n, f, s := decode(b, scratch)
+	return Value{Kind: k, B: t, I: n, F: f, S: s}
+}
+
+// decode is decodeValue returning the fields of the Value. Value has too
+// many fields for the compiler to keep it in registers, and copying one
+// through several calls costs more than decoding a short number; so the
+// parts travel in registers and only the exported entry points build the
+// Value (decodeValue is inlined into them).
+func decode(b []byte, scratch *[]byte) (k Kind, t bool, n int64, f float64, s []byte) {
 	switch b[0] {
 	case '"':
-		s := b[1 : len(b)-1 : len(b)-1]
+		s = b[1 : len(b)-1 : len(b)-1]
 		if bytes.IndexByte(s, '\\') < 0 {
-			return Value{Kind: String, S: s}
+			return String, false, 0, 0, s
 		}
 		start := len(*scratch)
 		*scratch = unescape(*scratch, s)
 		end := len(*scratch)
-		return Value{Kind: String, S: (*scratch)[start:end:end]}
+		return String, false, 0, 0, (*scratch)[start:end:end]
 	case '{':
-		return Value{Kind: Object, S: b[:len(b):len(b)]}
+		return Object, false, 0, 0, b[:len(b):len(b)]
 	case '[':
-		return Value{Kind: Array, S: b[:len(b):len(b)]}
+		return Array, false, 0, 0, b[:len(b):len(b)]
 	case 't':
-		return Value{Kind: Bool, B: true}
+		return Bool, true, 0, 0, nil
 	case 'f':
-		return Value{Kind: Bool}
+		return Bool, false, 0, 0, nil
 	case 'n':
-		return Value{Kind: Null}
+		return Null, false, 0, 0, nil
 	default:
-		return decodeNumber(b)
+		k, n, f = decodeNumber(b)
+		return k, false, n, f, nil
 	}
 }
 
 // decodeNumber converts a valid JSON number: Int when it is written as an
 // integer that fits an int64, Float otherwise (±Inf when out of range).
-func decodeNumber(b []byte) Value {
+func decodeNumber(b []byte) (Kind, int64, float64) {
 	neg := b[0] == '-'
 	i := 0
 	if neg {
 		i = 1
 	}
+	// Integer part.
 	var u uint64
+	if len(b)-i >= 8 {
+		// Long integers (timestamps, ids): eight digits at once.
+		if x := binary.LittleEndian.Uint64(b[i:]); nonDigitMask(x) == 0 {
+			u = eightDigits(x)
+			i += 8
+		}
+	}
 	for ; i < len(b); i++ {
 		d := b[i] - '0'
 		if d > 9 {
-			goto float // '.', 'e' or 'E'
+			break // '.', 'e' or 'E'
 		}
 		if u > (math.MaxUint64-9)/10 {
-			goto float // may overflow: let the slow path decide
+			return Float, 0, parseFloat(b) // twenty digits or more
 		}
 		u = u*10 + uint64(d)
 	}
-	if !neg && u <= math.MaxInt64 {
-		return Value{Kind: Int, I: int64(u)}
-	}
-	if neg && u <= 1<<63 {
-		return Value{Kind: Int, I: int64(-u)}
-	}
-float:
-	if f, ok := decimalFloat(b); ok {
-		return Value{Kind: Float, F: f}
-	}
-	// b is never modified while ParseFloat runs, and ParseFloat does not
-	// retain its argument, so the string may share b's memory.
-	f, _ := strconv.ParseFloat(unsafe.String(unsafe.SliceData(b), len(b)), 64)
-	return Value{Kind: Float, F: f}
-}
-
-// pow10 holds the powers of ten that float64 represents exactly.
-var pow10 = [...]float64{
-	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-}
-
-// decimalFloat converts the valid JSON number b when that is easy: when its
-// digits, read as an integer, and the power of ten that scales them are both
-// exact in float64, one IEEE multiplication or division gives the correctly
-// rounded result. Otherwise it reports false.
-func decimalFloat(b []byte) (float64, bool) {
-	i := 0
-	neg := b[0] == '-'
-	if neg {
-		i = 1
-	}
-	var mant uint64
-	exp := 0 // decimal exponent of the last digit
-	for ; i < len(b) && b[i]-'0' <= 9; i++ {
-		if mant >= 1<<53/10 {
-			return 0, false
+	if i == len(b) {
+		switch {
+		case !neg && u <= math.MaxInt64:
+			return Int, int64(u), 0
+		case neg && u <= 1<<63:
+			return Int, int64(-u), 0
+		case neg:
+			return Float, 0, -float64(u) // the conversion rounds correctly
+		default:
+			return Float, 0, float64(u)
 		}
-		mant = mant*10 + uint64(b[i]-'0')
 	}
-	if i < len(b) && b[i] == '.' {
-		for i++; i < len(b) && b[i]-'0' <= 9; i++ {
-			if mant >= 1<<53/10 {
-				return 0, false
+
+	// Fraction and exponent. When the digits, read as an integer, and the
+	// power of ten that scales them are both exact in float64, one IEEE
+	// multiplication or division rounds correctly; otherwise strconv does
+	// the hard work.
+	const exact = 1 << 53
+	if u >= exact {
+		return Float, 0, parseFloat(b)
+	}
+	exp := 0 // decimal exponent of the last digit
+	if b[i] == '.' {
+		for i++; i < len(b); i++ {
+			d := b[i] - '0'
+			if d > 9 {
+				break
 			}
-			mant = mant*10 + uint64(b[i]-'0')
+			if u >= exact/10 {
+				return Float, 0, parseFloat(b)
+			}
+			u = u*10 + uint64(d)
 			exp--
 		}
 	}
-	if i < len(b) { // an exponent
+	if i < len(b) { // 'e' or 'E'
 		i++
 		eneg := b[i] == '-'
 		if b[i] == '-' || b[i] == '+' {
@@ -137,7 +143,7 @@ func decimalFloat(b []byte) (float64, bool) {
 		e := 0
 		for ; i < len(b); i++ {
 			if e > 1000 {
-				return 0, false
+				return Float, 0, parseFloat(b)
 			}
 			e = e*10 + int(b[i]-'0')
 		}
@@ -146,7 +152,7 @@ func decimalFloat(b []byte) (float64, bool) {
 		}
 		exp += e
 	}
-	f := float64(mant) // exact: mant < 2^53
+	f := float64(u) // exact: u < 2^53
 	switch {
 	case exp == 0:
 	case exp > 0 && exp < len(pow10):
@@ -154,12 +160,49 @@ func decimalFloat(b []byte) (float64, bool) {
 	case exp < 0 && -exp < len(pow10):
 		f /= pow10[-exp]
 	default:
-		return 0, false
+		return Float, 0, parseFloat(b)
 	}
 	if neg {
 		f = -f
 	}
-	return f, true
+	return Float, 0, f
+}
+
+// parseFloat converts a valid JSON number with strconv.
+func parseFloat(b []byte) float64 {
+	// b is never modified while ParseFloat runs, and ParseFloat does not
+	// retain its argument, so the string may share b's memory.
+	f, _ := strconv.ParseFloat(unsafe.String(unsafe.SliceData(b), len(b)), 64)
+	return f
+}
+
+// nonDigitMask returns a word with the high bit set in the lane of the
+// first byte of x that is not an ASCII digit (and maybe in lanes above it),
+// or 0 when all eight bytes are digits. The bytes must be ASCII.
+func nonDigitMask(x uint64) uint64 {
+	// A lane of x+0x46 reaches 0x80 when the byte is above '9'; a lane of
+	// x-0x30 wraps to 0x80 or more when the byte is below '0' (the borrow
+	// only disturbs higher lanes).
+	return ((x + lanesLow*0x46) | (x - lanesLow*'0')) & lanesHigh
+}
+
+// eightDigits returns the value of the eight ASCII digits in x, the first
+// digit in the lowest byte.
+func eightDigits(x uint64) uint64 {
+	x -= lanesLow * '0'
+	// Each even byte becomes ten times itself plus the next byte: the value
+	// of a two-digit pair (at most 99, so no lane overflows).
+	x = (x*10 + x>>8) & 0x00ff00ff00ff00ff
+	// Likewise pairs of pairs, in 16-bit lanes (at most 9999).
+	x = (x*100 + x>>16) & 0x0000ffff0000ffff
+	// And the two halves.
+	return (x&0xffffffff)*10000 + x>>32
+}
+
+// pow10 holds the powers of ten that float64 represents exactly.
+var pow10 = [...]float64{
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 }
 
 // unescape appends the decoded form of valid string content s to dst.

@@ -30,16 +30,22 @@
 //     Set). All of it stays valid and unchanged until the next Parse of that
 //     Doc, edits included; copy S to keep it longer. Callers must not write
 //     to S.
-//   - A Doc is modified after a successful Set, or a Delete or Rename that
-//     reported a change, until the next Parse. An unmodified Doc serializes
+//   - A Doc is modified, until the next Parse, once a Set succeeds (even
+//     one storing an equal value), a Delete reports true or a Rename moves
+//     a value to another path. An unmodified Doc serializes
 //     to exactly its input minus surrounding whitespace; a modified one to a
 //     compact object at the levels that were rewritten.
-//   - Only documents whose root is an object can be edited.
+//   - Only documents whose root is an object can be edited. Failed edits
+//     change nothing.
+//   - Paths are built with Key and Index; a zero Seg is index 0, not the
+//     empty key.
 //   - Duplicate keys: the last occurrence wins for Lookup; Set replaces it
 //     and drops the earlier ones; Delete removes all of them.
 //   - Strings are not checked for valid UTF-8: invalid bytes are accepted by
-//     Validate and Parse and returned as they are by Lookup. AppendString
-//     (used by Set for strings) writes them as \ufffd, like encoding/json.
+//     Validate and Parse and returned as they are by Lookup. AppendString,
+//     which Set uses for string values and new keys, writes them as \ufffd,
+//     like encoding/json (so a key with invalid UTF-8 that Set added cannot
+//     be looked up by its original bytes).
 //   - Numbers: Int when written as an integer that fits an int64 (so -0 is
 //     Int 0), Float otherwise; a literal beyond float64 range is ±Inf, which
 //     AppendValue writes as null.

@@ -275,9 +275,13 @@ func (d *Doc) appendEdit(dst, c []byte, path []Seg, pos int, val []byte, op edit
 			return dst, false, pathErr(path, pos, ErrNotArray)
 		}
 		dst = append(dst, '[')
-		n, found := 0, false
-		wrote := false
-		for it := newArrIter(c); it.next(); n++ {
+		found, wrote := false, false
+		for i, n := 1, 0; ; n++ {
+			vs, ve, ok := nextElem(c, i)
+			if !ok {
+				break
+			}
+			i = ve
 			if n == seg.Index {
 				found = true
 				if leaf && op == opDelete {
@@ -293,7 +297,7 @@ func (d *Doc) appendEdit(dst, c []byte, path []Seg, pos int, val []byte, op edit
 				}
 				var changed bool
 				var err error
-				if dst, changed, err = d.appendEdit(dst, it.value(), path, pos+1, val, op); err != nil || !changed {
+				if dst, changed, err = d.appendEdit(dst, c[vs:ve], path, pos+1, val, op); err != nil || !changed {
 					return dst, changed, err
 				}
 				continue
@@ -302,7 +306,7 @@ func (d *Doc) appendEdit(dst, c []byte, path []Seg, pos int, val []byte, op edit
 				dst = append(dst, ',')
 			}
 			wrote = true
-			dst = append(dst, it.value()...)
+			dst = append(dst, c[vs:ve]...)
 		}
 		if !found {
 			if op == opDelete {
@@ -321,11 +325,16 @@ func (d *Doc) appendEdit(dst, c []byte, path []Seg, pos int, val []byte, op edit
 	}
 	// The last member with the key is the one to edit; earlier ones are
 	// shadowed and dropped.
-	last, n := -1, 0
-	for it := newObjIter(c); it.next(); n++ {
-		if d.keyEquals(c[it.ks:it.ke], it.esc, seg.Key) {
+	last := -1
+	for i, n := 1, 0; ; n++ {
+		ks, ke, _, ve, esc, ok := nextMember(c, i)
+		if !ok {
+			break
+		}
+		if d.keyEquals(c[ks:ke], esc, seg.Key) {
 			last = n
 		}
+		i = ve
 	}
 	if last < 0 {
 		if op == opDelete {
@@ -339,9 +348,13 @@ func (d *Doc) appendEdit(dst, c []byte, path []Seg, pos int, val []byte, op edit
 	}
 	dst = append(dst, '{')
 	wrote := false
-	n = 0
-	for it := newObjIter(c); it.next(); n++ {
-		if n <= last && (n == last || d.keyEquals(c[it.ks:it.ke], it.esc, seg.Key)) {
+	for i, n := 1, 0; ; n++ {
+		ks, ke, vs, ve, esc, ok := nextMember(c, i)
+		if !ok {
+			break
+		}
+		i = ve
+		if n <= last && (n == last || d.keyEquals(c[ks:ke], esc, seg.Key)) {
 			if n < last || leaf && op == opDelete {
 				continue
 			}
@@ -349,7 +362,7 @@ func (d *Doc) appendEdit(dst, c []byte, path []Seg, pos int, val []byte, op edit
 				dst = append(dst, ',')
 			}
 			wrote = true
-			dst = append(dst, it.rawKey()...)
+			dst = append(dst, c[ks-1:ke+1]...)
 			dst = append(dst, ':')
 			if leaf {
 				dst = append(dst, val...)
@@ -357,7 +370,7 @@ func (d *Doc) appendEdit(dst, c []byte, path []Seg, pos int, val []byte, op edit
 			}
 			var changed bool
 			var err error
-			if dst, changed, err = d.appendEdit(dst, it.value(), path, pos+1, val, op); err != nil || !changed {
+			if dst, changed, err = d.appendEdit(dst, c[vs:ve], path, pos+1, val, op); err != nil || !changed {
 				return dst, changed, err
 			}
 			continue
@@ -366,9 +379,9 @@ func (d *Doc) appendEdit(dst, c []byte, path []Seg, pos int, val []byte, op edit
 			dst = append(dst, ',')
 		}
 		wrote = true
-		dst = append(dst, it.rawKey()...)
+		dst = append(dst, c[ks-1:ke+1]...)
 		dst = append(dst, ':')
-		dst = append(dst, it.value()...)
+		dst = append(dst, c[vs:ve]...)
 	}
 	if last < 0 {
 		if wrote {

@@ -278,3 +278,32 @@ func TestValuesSurviveEdits(t *testing.T) {
 		t.Errorf("earlier Values changed: %q %q %q", a.S, o.S, b.S)
 	}
 }
+
+func TestPathErrorText(t *testing.T) {
+	tests := []struct {
+		path []Seg
+		want string
+	}{
+		{nil, ""},
+		{P("a"), "a"},
+		{P("a", "b_c", 3, "d-e"), "a.b_c[3].d-e"},
+		{P(0, "x"), "[0].x"},
+		{P("x y", "", "1a"), `["x y"][""]["1a"]`},
+	}
+	for _, tt := range tests {
+		if got := FormatPath(tt.path); got != tt.want {
+			t.Errorf("FormatPath(%#v) = %s, want %s", tt.path, got, tt.want)
+		}
+	}
+	d := mustParse(t, `{"a":{"b":"s"}}`)
+	err := d.Set(P("a", "b", "c"), IntValue(1))
+	const want = "jsondoc: path a.b.c: segment 2: value is not an object"
+	if err == nil || err.Error() != want {
+		t.Errorf("Set error = %v, want %q", err, want)
+	}
+	err = d.Set(P("k"), RawValue(Object, []byte(`{"x":]`)))
+	var se *SyntaxError
+	if !errors.Is(err, ErrInvalidValue) || !errors.As(err, &se) || se.Offset != 5 {
+		t.Errorf("Set of invalid raw value = %v, want ErrInvalidValue wrapping a *SyntaxError at 5", err)
+	}
+}

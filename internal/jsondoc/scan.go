@@ -33,6 +33,9 @@ var (
 	}()
 	// scalarEnd: bytes that end a number or literal in valid JSON.
 	scalarEnd = [256]bool{' ': true, '\t': true, '\n': true, '\r': true, ',': true, '}': true, ']': true}
+	// structural: what skipValue looks for inside containers (1 string,
+	// 2 opening bracket, 3 closing bracket).
+	structural = [256]uint8{'"': 1, '{': 2, '[': 2, '}': 3, ']': 3}
 	// isHex: hexadecimal digits.
 	isHex = func() (t [256]bool) {
 		for _, c := range "0123456789abcdefABCDEF" {
@@ -113,6 +116,7 @@ var errStackFull = &SyntaxError{Msg: "internal: container stack full"}
 // open container (set for objects); limit is the deepest nesting allowed.
 func scanValue(b []byte, i int, stk []uint64, limit int) (int, *SyntaxError) {
 	depth := 0
+	inObject := false // whether the innermost open container is an object
 	var err *SyntaxError
 value:
 	if i < len(b) && isSpace[b[i]] {
@@ -137,17 +141,17 @@ value:
 		if depth>>6 >= len(stk) {
 			return i, errStackFull
 		}
-		stk[depth>>6] |= 1 << (depth & 63)
-		depth++
 		i++
 		if i < len(b) && isSpace[b[i]] {
 			i = skipSpace(b, i)
 		}
 		if i < len(b) && b[i] == '}' {
 			i++
-			depth--
 			break
 		}
+		stk[depth>>6] |= 1 << (depth & 63)
+		depth++
+		inObject = true
 		goto key
 	case '[':
 		if depth >= limit {
@@ -156,17 +160,17 @@ value:
 		if depth>>6 >= len(stk) {
 			return i, errStackFull
 		}
-		stk[depth>>6] &^= 1 << (depth & 63)
-		depth++
 		i++
 		if i < len(b) && isSpace[b[i]] {
 			i = skipSpace(b, i)
 		}
 		if i < len(b) && b[i] == ']' {
 			i++
-			depth--
 			break
 		}
+		stk[depth>>6] &^= 1 << (depth & 63)
+		depth++
+		inObject = false
 		goto value
 	case 't':
 		if len(b)-i < 4 || b[i+1] != 'r' || b[i+2] != 'u' || b[i+3] != 'e' {
@@ -201,8 +205,6 @@ value:
 			return i, errEnd(i)
 		}
 		c := b[i]
-		top := depth - 1
-		inObject := stk[top>>6]&(1<<(top&63)) != 0
 		if c == ',' {
 			i++
 			if inObject {
@@ -213,6 +215,10 @@ value:
 		if inObject && c == '}' || !inObject && c == ']' {
 			i++
 			depth--
+			if depth > 0 {
+				top := depth - 1
+				inObject = stk[top>>6]&(1<<(top&63)) != 0
+			}
 			continue
 		}
 		if inObject {
@@ -423,12 +429,15 @@ func skipValue(b []byte, i int) int {
 	case '{', '[':
 		depth := 0
 		for i < len(b) {
-			switch b[i] {
-			case '"':
+			for structural[b[i]] == 0 {
+				i++ // valid text always ends with a closing bracket
+			}
+			switch structural[b[i]] {
+			case 1:
 				i, _ = skipString(b, i+1)
-			case '{', '[':
+			case 2:
 				depth++
-			case '}', ']':
+			default:
 				depth--
 				if depth == 0 {
 					return i + 1
@@ -445,63 +454,35 @@ func skipValue(b []byte, i int) int {
 	}
 }
 
-// objIter walks the members of a valid object.
-type objIter struct {
-	b []byte
-	i int
-	// Current member: key content (between the quotes) is b[ks:ke], the
-	// value is b[vs:ve].
-	ks, ke, vs, ve int
-	esc            bool
-}
-
-// newObjIter starts iterating obj, which must begin with '{'.
-func newObjIter(obj []byte) objIter { return objIter{b: obj, i: 1} }
-
-func (it *objIter) next() bool {
-	b := it.b
-	i := skipSpace(b, it.i)
+// nextMember reads the next member of the valid object b, looking from b[i]
+// on (i is just past the '{' or the previous member's value). The key
+// content, between the quotes, is b[ks:ke], escaped when esc; the value is
+// b[vs:ve]. ok is false at the end of the object.
+func nextMember(b []byte, i int) (ks, ke, vs, ve int, esc, ok bool) {
+	i = skipSpace(b, i)
 	if b[i] == ',' {
 		i = skipSpace(b, i+1)
 	}
 	if b[i] != '"' {
-		return false // '}'
+		return 0, 0, 0, 0, false, false // '}'
 	}
-	it.ks = i + 1
-	it.ke, it.esc = skipString(b, it.ks)
-	i = skipSpace(b, it.ke+1) // at ':'
-	i = skipSpace(b, i+1)     // at the value
-	it.vs, it.ve = i, skipValue(b, i)
-	it.i = it.ve
-	return true
+	ks = i + 1
+	ke, esc = skipString(b, ks)
+	i = skipSpace(b, ke+1) // at ':'
+	vs = skipSpace(b, i+1)
+	return ks, ke, vs, skipValue(b, vs), esc, true
 }
 
-// rawKey returns the key with its quotes, as written.
-func (it *objIter) rawKey() []byte { return it.b[it.ks-1 : it.ke+1] }
-func (it *objIter) value() []byte  { return it.b[it.vs:it.ve] }
-
-// arrIter walks the elements of a valid array.
-type arrIter struct {
-	b      []byte
-	i      int
-	vs, ve int
-}
-
-// newArrIter starts iterating arr, which must begin with '['.
-func newArrIter(arr []byte) arrIter { return arrIter{b: arr, i: 1} }
-
-func (it *arrIter) next() bool {
-	b := it.b
-	i := skipSpace(b, it.i)
+// nextElem reads the next element of the valid array b, looking from b[i]
+// on (i is just past the '[' or the previous element). The element is
+// b[vs:ve]; ok is false at the end of the array.
+func nextElem(b []byte, i int) (vs, ve int, ok bool) {
+	i = skipSpace(b, i)
 	if b[i] == ',' {
 		i = skipSpace(b, i+1)
 	}
 	if b[i] == ']' {
-		return false
+		return 0, 0, false
 	}
-	it.vs, it.ve = i, skipValue(b, i)
-	it.i = it.ve
-	return true
+	return i, skipValue(b, i), true
 }
-
-func (it *arrIter) value() []byte { return it.b[it.vs:it.ve] }

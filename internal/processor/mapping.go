@@ -1,66 +1,25 @@
 package processor
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/expr"
 	"github.com/weir-dev/weir/internal/jsondoc"
 	"github.com/weir-dev/weir/internal/runtime"
-	"go.yaml.in/yaml/v3"
 )
 
 // MapConfig is the spec of the map processor. Its steps run in a fixed
 // order: set (in the order written; each expression sees the fields set
-// before it), then rename, then delete, then key.
+// before it), then rename (in the order written), then delete, then key.
 type MapConfig struct {
-	Set    Assignments       `yaml:"set" doc:"Fields to set, in order: a mapping from field path (a.b.c) to expression. An expression that yields a missing value deletes the field."`
-	Rename map[string]string `yaml:"rename" doc:"Fields to move: a mapping from old path to new path. Absent fields are skipped."`
-	Delete []string          `yaml:"delete" doc:"Field paths to remove."`
-	Key    *config.Expr      `yaml:"key" doc:"Expression whose value becomes the event key (strings as is, other values as JSON)."`
-}
-
-// Assignment is one entry of map.set.
-type Assignment struct {
-	Path string
-	Expr config.Expr
-}
-
-// Assignments is an ordered list of assignments, written in YAML as a
-// mapping from path to expression.
-type Assignments []Assignment
-
-// UnmarshalYAMLNode implements config.Unmarshaler, keeping the order of the
-// mapping and the position of every expression.
-func (a *Assignments) UnmarshalYAMLNode(file string, n *yaml.Node) *config.Error {
-	if n.Kind != yaml.MappingNode {
-		return &config.Error{Pos: config.Pos{File: file, Line: n.Line, Col: n.Column}, Msg: "got " + nodeKind(n),
-			Expected: "a mapping from field path to expression", Hint: "write it as\n    set:\n      total: price * 1.2"}
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if v.Kind != yaml.ScalarNode {
-			return &config.Error{Pos: config.Pos{File: file, Line: v.Line, Col: v.Column}, Field: k.Value,
-				Msg: "got " + nodeKind(v), Expected: "an expression", Hint: "quote expressions that contain ': ' or start with '{' or '['"}
-		}
-		*a = append(*a, Assignment{Path: k.Value, Expr: config.Expr{
-			Src: v.Value, Pos: config.Pos{File: file, Line: v.Line, Col: v.Column},
-			Quoted: v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0,
-		}})
-	}
-	return nil
-}
-
-func nodeKind(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	default:
-		return fmt.Sprintf("%q", n.Value)
-	}
+	Set    config.Ordered[config.Expr] `yaml:"set" doc:"Fields to set, in order: a mapping from field path (a.b.c) to expression. An expression that yields a missing value deletes the field."`
+	Rename config.Ordered[string]      `yaml:"rename" doc:"Fields to move, in order: a mapping from old path to new path. Absent fields are skipped."`
+	Delete []string                    `yaml:"delete" doc:"Field paths to remove."`
+	Key    *config.Expr                `yaml:"key" doc:"Expression whose value becomes the event key (strings as is, other values as JSON; missing or null clears it)."`
 }
 
 // Map is a compiled map processor.
@@ -77,7 +36,7 @@ type compiledSet struct {
 }
 
 // ParsePath splits a dotted field path ("user.address.city") into segments.
-// Numeric segments select array elements.
+// A segment of digits selects an array element ("items.0.price").
 func ParsePath(p string) ([]jsondoc.Seg, error) {
 	if p == "" {
 		return nil, fmt.Errorf("empty field path")
@@ -87,6 +46,10 @@ func ParsePath(p string) ([]jsondoc.Seg, error) {
 	for _, s := range parts {
 		if s == "" {
 			return nil, fmt.Errorf("field path %q has an empty segment", p)
+		}
+		if i, err := strconv.Atoi(s); err == nil && i >= 0 && s[0] != '+' {
+			segs = append(segs, jsondoc.Index(i))
+			continue
 		}
 		segs = append(segs, jsondoc.Key(s))
 	}
@@ -98,24 +61,24 @@ func CompileMap(cfg MapConfig, field string, pos func(key string) config.Pos) (*
 	var errs config.Errors
 	m := &Map{}
 	for _, a := range cfg.Set {
-		path, err := ParsePath(a.Path)
+		path, err := ParsePath(a.Key)
 		if err != nil {
-			errs.Add(&config.Error{Pos: a.Expr.Pos, Field: field + ".set", Msg: err.Error(), Expected: "a field path like user.name"})
+			errs.Add(&config.Error{Pos: a.KeyPos, Field: field + ".set", Msg: err.Error(), Expected: "a field path like user.name"})
 			continue
 		}
-		prog, err := expr.Compile(a.Expr.Src)
+		x := a.Value
+		prog, err := expr.Compile(x.Src)
 		if err != nil {
-			x := a.Expr
-			errs.Add(exprError(&x, field+".set."+a.Path, err))
+			errs.Add(exprError(&x, field+".set."+a.Key, err))
 			continue
 		}
 		m.sets = append(m.sets, compiledSet{path: path, prog: prog})
 	}
-	for from, to := range cfg.Rename {
-		fp, err1 := ParsePath(from)
-		tp, err2 := ParsePath(to)
-		if err := firstErr(err1, err2); err != nil {
-			errs.Add(&config.Error{Pos: pos("rename"), Field: field + ".rename", Msg: err.Error(), Expected: "field paths like user.name"})
+	for _, rn := range cfg.Rename {
+		fp, err1 := ParsePath(rn.Key)
+		tp, err2 := ParsePath(rn.Value)
+		if err := errors.Join(err1, err2); err != nil {
+			errs.Add(&config.Error{Pos: rn.KeyPos, Field: field + ".rename." + rn.Key, Msg: err.Error(), Expected: "field paths like user.name"})
 			continue
 		}
 		m.renames = append(m.renames, [2][]jsondoc.Seg{fp, tp})
@@ -139,15 +102,6 @@ func CompileMap(cfg MapConfig, field string, pos func(key string) config.Pos) (*
 		errs.Add(&config.Error{Pos: pos(""), Field: field, Msg: "map does nothing", Expected: "at least one of set, rename, delete, key"})
 	}
 	return m, errs
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
 }
 
 // New returns the processor for one instance.

@@ -2,7 +2,8 @@ package jsondoc
 
 // Doc is one parsed JSON document. The zero value is an empty Doc ready for
 // Parse; a Doc is meant to be reused for document after document, keeping
-// its buffers. A Doc is not safe for concurrent use.
+// its buffers. A Doc is not safe for concurrent use, not even by readers:
+// Lookup writes to internal scratch space.
 type Doc struct {
 	raw    []byte
 	rs, re int  // the root value is raw[rs:re]
@@ -289,13 +290,15 @@ func (d *Doc) Lookup(path []Seg) Value {
 		if m.flags&plainString != 0 {
 			return Value{Kind: String, S: d.raw[m.vs+1 : m.ve-1 : m.ve-1]}
 		}
-		return decodeValue(d.value(m), &d.scratch)
+		k, t, n, f, s := decode(d.value(m), &d.scratch)
+		return Value{Kind: k, B: t, I: n, F: f, S: s}
 	}
 	b, _, ok := d.find(path)
 	if !ok {
 		return Value{}
 	}
-	return decodeValue(b, &d.scratch)
+	k, t, n, f, s := decode(b, &d.scratch)
+	return Value{Kind: k, B: t, I: n, F: f, S: s}
 }
 
 // find returns the text of the value at a non-empty path, and whether that
@@ -333,25 +336,32 @@ func (d *Doc) child(b []byte, seg Seg) ([]byte, bool) {
 		if b[0] != '[' {
 			return nil, false
 		}
-		n := 0
-		for it := newArrIter(b); it.next(); n++ {
-			if n == seg.Index {
-				return it.value(), true
+		for i, n := 1, 0; ; n++ {
+			vs, ve, ok := nextElem(b, i)
+			if !ok {
+				return nil, false
 			}
+			if n == seg.Index {
+				return b[vs:ve], true
+			}
+			i = ve
 		}
-		return nil, false
 	}
 	if b[0] != '{' {
 		return nil, false
 	}
 	var found []byte
 	ok := false
-	for it := newObjIter(b); it.next(); {
-		if d.keyEquals(b[it.ks:it.ke], it.esc, seg.Key) {
-			found, ok = it.value(), true
+	for i := 1; ; {
+		ks, ke, vs, ve, esc, more := nextMember(b, i)
+		if !more {
+			return found, ok
 		}
+		if d.keyEquals(b[ks:ke], esc, seg.Key) {
+			found, ok = b[vs:ve], true
+		}
+		i = ve
 	}
-	return found, ok
 }
 
 // memberIndex returns the index of the live top-level member named key, the
