@@ -327,10 +327,7 @@ func genStrTest(test func(s, t []byte) bool) func(n *node, args []operand) evalF
 			case x.Kind != jsondoc.String || y.Kind != jsondoc.String:
 				return jsondoc.Value{}, evalErrorf(pos, "%s wants two strings, got %s and %s", name, x.Kind, y.Kind)
 			}
-			if test(x.S, y.S) {
-				return valTrue, nil
-			}
-			return valFalse, nil
+			return boolValue(test(x.S, y.S)), nil
 		}
 	}
 }

@@ -183,15 +183,20 @@ func (c *checker) checkBinary(n *node) (*node, *Error) {
 	return c.foldIfConst(n)
 }
 
-// operandError reports the operand of a binary operator that is wrong: one
-// that can never be of the wanted kinds, else the right one.
+// operandError reports a binary operator whose operands can never be of
+// the kinds it wants. An operand that is wrong by itself is named alone:
+// in price * "x" the fault is "x", not the kinds price might have. Only a
+// mismatched pair, as in 1 + "a", names both.
 func operandError(n *node, want kset, what string) *Error {
 	a, b := n.kids[0], n.kids[1]
-	bad := b
-	if present(a.set)&want == 0 && present(a.set)&^kAbsent != 0 {
-		bad = a
+	pa, pb := present(a.set), present(b.set)
+	switch {
+	case pa&want == 0:
+		return &Error{Pos: a.pos, Msg: fmt.Sprintf("%s %s, got %s", n.op, what, pa)}
+	case pb&want == 0:
+		return &Error{Pos: b.pos, Msg: fmt.Sprintf("%s %s, got %s", n.op, what, pb)}
 	}
-	return &Error{Pos: bad.pos, Msg: fmt.Sprintf("%s %s, got %s and %s", n.op, what, present(a.set), present(b.set))}
+	return &Error{Pos: b.pos, Msg: fmt.Sprintf("%s %s, got %s and %s", n.op, what, pa, pb)}
 }
 
 // numResult is the kinds arithmetic on numbers of kinds a and b may yield.

@@ -66,7 +66,7 @@ func TestDocExamples(t *testing.T) {
 	for src, want := range map[string]string{
 		`a = 1`:       "col 3: unexpected '=' (use == to compare)",
 		`lenght(s)`:   `col 1: unknown function "lenght" (did you mean len?)`,
-		`"a" * 2`:     "col 1: * wants numbers, got string and int",
+		`"a" * 2`:     "col 1: * wants numbers, got string",
 		`lower(name)`: "",
 	} {
 		_, err := Compile(src)

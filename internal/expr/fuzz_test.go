@@ -3,6 +3,8 @@ package expr
 import (
 	"errors"
 	"testing"
+
+	"github.com/weir-dev/weir/internal/jsondoc"
 )
 
 // FuzzCompile checks that Compile never panics and reports errors inside
@@ -39,11 +41,30 @@ func FuzzCompile(f *testing.F) {
 		_, _ = p.IsPath()
 		_ = CheckBool(p)
 		env.scratch = env.scratch[:0]
-		_, err = p.Eval(env)
+		v, err := p.Eval(env)
 		var ee *EvalError
 		if err != nil && !errors.As(err, &ee) {
 			t.Fatalf("Eval(%q) error %T %v, want *EvalError", src, err, err)
 		}
-		_, _ = p.EvalBool(env)
+		// EvalBool runs a separately compiled condition; it must agree.
+		b, berr := p.EvalBool(env)
+		switch {
+		case err != nil:
+			if berr == nil {
+				t.Fatalf("%q: Eval fails with %v, EvalBool = %v", src, err, b)
+			}
+		case v.Kind == jsondoc.Bool:
+			if berr != nil || b != v.B {
+				t.Fatalf("%q: Eval = %v, EvalBool = %v, %v", src, v.B, b, berr)
+			}
+		case v.Kind == jsondoc.Missing || v.Kind == jsondoc.Null:
+			if berr != nil || b {
+				t.Fatalf("%q: Eval = %s, EvalBool = %v, %v", src, v.Kind, b, berr)
+			}
+		default:
+			if berr == nil {
+				t.Fatalf("%q: Eval = %s, EvalBool = %v without error", src, v.Kind, b)
+			}
+		}
 	})
 }

@@ -608,8 +608,8 @@ func genArith(n *node) evalFn {
 		if err != nil {
 			return jsondoc.Value{}, err
 		}
-		v, st := arith(op, x, y)
-		if st != arithOK {
+		var v jsondoc.Value
+		if st := arith(op, x, y, &v); st != arithOK {
 			return jsondoc.Value{}, arithError(pos, op, st, x, y)
 		}
 		return v, nil
@@ -644,8 +644,8 @@ func genAdd(n *node) evalFn {
 		if x.Kind == jsondoc.String && y.Kind == jsondoc.String {
 			return jsondoc.StringValue(concat2(scratchOf(env), x.S, y.S)), nil
 		}
-		v, st := arith(tPlus, x, y)
-		if st != arithOK {
+		var v jsondoc.Value
+		if st := arith(tPlus, x, y, &v); st != arithOK {
 			return jsondoc.Value{}, arithError(pos, tPlus, st, x, y)
 		}
 		return v, nil

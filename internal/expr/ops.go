@@ -221,31 +221,37 @@ const (
 	arithNotFinite
 )
 
-// arith applies + - * / % to two numbers. Int op Int is Int (wrapping on
-// overflow, / truncating toward zero); otherwise the result is Float.
-func arith(op tokKind, a, b jsondoc.Value) (jsondoc.Value, arithStatus) {
+// arith applies + - * / % to two numbers, setting out's Kind and I or F.
+// Int op Int is Int (wrapping on overflow, / truncating toward zero);
+// otherwise the result is Float. It writes through out, field by field,
+// because returning a Value costs a copy through memory.
+func arith(op tokKind, a, b jsondoc.Value, out *jsondoc.Value) arithStatus {
 	if a.Kind == jsondoc.Int && b.Kind == jsondoc.Int {
 		x, y := a.I, b.I
+		out.Kind = jsondoc.Int
 		switch op {
 		case tPlus:
-			return jsondoc.IntValue(x + y), arithOK
+			out.I = x + y
 		case tMinus:
-			return jsondoc.IntValue(x - y), arithOK
+			out.I = x - y
 		case tStar:
-			return jsondoc.IntValue(x * y), arithOK
+			out.I = x * y
+		default:
+			if y == 0 {
+				return arithDivZero
+			}
+			if op == tSlash {
+				out.I = x / y
+			} else {
+				out.I = x % y
+			}
 		}
-		if y == 0 {
-			return jsondoc.Value{}, arithDivZero
-		}
-		if op == tSlash {
-			return jsondoc.IntValue(x / y), arithOK
-		}
-		return jsondoc.IntValue(x % y), arithOK
+		return arithOK
 	}
 	x, ok1 := toFloat(a)
 	y, ok2 := toFloat(b)
 	if !ok1 || !ok2 {
-		return jsondoc.Value{}, arithBadOperand
+		return arithBadOperand
 	}
 	var r float64
 	switch op {
@@ -257,19 +263,20 @@ func arith(op tokKind, a, b jsondoc.Value) (jsondoc.Value, arithStatus) {
 		r = x * y
 	case tSlash:
 		if y == 0 {
-			return jsondoc.Value{}, arithDivZero
+			return arithDivZero
 		}
 		r = x / y
 	default:
 		if y == 0 {
-			return jsondoc.Value{}, arithDivZero
+			return arithDivZero
 		}
 		r = math.Mod(x, y)
 	}
 	if !finite(r) {
-		return jsondoc.Value{}, arithNotFinite
+		return arithNotFinite
 	}
-	return jsondoc.FloatValue(r), arithOK
+	out.Kind, out.F = jsondoc.Float, r
+	return arithOK
 }
 
 func toFloat(v jsondoc.Value) (float64, bool) {

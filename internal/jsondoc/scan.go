@@ -116,7 +116,6 @@ var errStackFull = &SyntaxError{Msg: "internal: container stack full"}
 // open container (set for objects); limit is the deepest nesting allowed.
 func scanValue(b []byte, i int, stk []uint64, limit int) (int, *SyntaxError) {
 	depth := 0
-	inObject := false // whether the innermost open container is an object
 	var err *SyntaxError
 value:
 	if i < len(b) && isSpace[b[i]] {
@@ -141,17 +140,17 @@ value:
 		if depth>>6 >= len(stk) {
 			return i, errStackFull
 		}
+		stk[depth>>6] |= 1 << (depth & 63)
+		depth++
 		i++
 		if i < len(b) && isSpace[b[i]] {
 			i = skipSpace(b, i)
 		}
 		if i < len(b) && b[i] == '}' {
 			i++
+			depth--
 			break
 		}
-		stk[depth>>6] |= 1 << (depth & 63)
-		depth++
-		inObject = true
 		goto key
 	case '[':
 		if depth >= limit {
@@ -160,17 +159,17 @@ value:
 		if depth>>6 >= len(stk) {
 			return i, errStackFull
 		}
+		stk[depth>>6] &^= 1 << (depth & 63)
+		depth++
 		i++
 		if i < len(b) && isSpace[b[i]] {
 			i = skipSpace(b, i)
 		}
 		if i < len(b) && b[i] == ']' {
 			i++
+			depth--
 			break
 		}
-		stk[depth>>6] &^= 1 << (depth & 63)
-		depth++
-		inObject = false
 		goto value
 	case 't':
 		if len(b)-i < 4 || b[i+1] != 'r' || b[i+2] != 'u' || b[i+3] != 'e' {
@@ -205,6 +204,8 @@ value:
 			return i, errEnd(i)
 		}
 		c := b[i]
+		top := depth - 1
+		inObject := stk[top>>6]&(1<<(top&63)) != 0
 		if c == ',' {
 			i++
 			if inObject {
@@ -215,10 +216,6 @@ value:
 		if inObject && c == '}' || !inObject && c == ']' {
 			i++
 			depth--
-			if depth > 0 {
-				top := depth - 1
-				inObject = stk[top>>6]&(1<<(top&63)) != 0
-			}
 			continue
 		}
 		if inObject {
