@@ -157,6 +157,13 @@ type Batch struct {
 	// Born is the wall-clock time (Unix nanoseconds) at which the input
 	// emitted the batch; outputs use it for end-to-end latency.
 	Born int64
+	// Unchecked marks values an input did not check for being JSON because
+	// the next stage parses them anyway (see runtime.Env.DeferValidation):
+	// that stage applies the input's error policy to malformed ones.
+	Unchecked bool
+	// Origin identifies the input that emitted an Unchecked batch; the
+	// runtime sets it.
+	Origin int
 }
 
 var batchPool = sync.Pool{New: func() any { return &Batch{Events: make([]Event, 0, 256)} }}
@@ -181,6 +188,8 @@ func (b *Batch) Reset() {
 	b.Events = b.Events[:0]
 	b.Bytes = 0
 	b.Born = 0
+	b.Unchecked = false
+	b.Origin = 0
 }
 
 // Release resets the batch and returns it to the pool. The caller must not

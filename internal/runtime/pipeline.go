@@ -74,7 +74,9 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 	opts.setDefaults()
 	p := &Pipeline{g: g, opts: opts, log: opts.Logger.With(slog.String("pipeline", g.Name))}
 	nodeStats := make(map[*dag.Node]*NodeStats, len(g.Nodes))
-	for _, n := range g.Nodes {
+	nodeIndex := make(map[*dag.Node]int, len(g.Nodes))
+	for i, n := range g.Nodes {
+		nodeIndex[n] = i
 		ns := &NodeStats{Name: n.Name, Kind: n.Kind, Type: n.Type}
 		nodeStats[n] = ns
 		p.nodes = append(p.nodes, ns)
@@ -138,7 +140,21 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 				}
 				inst.routes = append(inst.routes, r)
 			}
-			env := Env{Pipeline: g.Name, Instance: i, Parallelism: s.Parallelism, BatchSize: opts.BatchSize, Linger: opts.Linger}
+			// Malformed records of inputs that defer validation to this
+			// chain are handled with the input's policy, here.
+			if s.Head().Kind == dag.Processor {
+				for _, e := range s.Head().In {
+					if deferValidation(e.From) {
+						if inst.origins == nil {
+							inst.origins = map[int]*errHandler{}
+						}
+						inst.origins[nodeIndex[e.From]] = handler(inst, e.From)
+					}
+				}
+			}
+			inst.origin = nodeIndex[s.Head()]
+			env := Env{Pipeline: g.Name, Instance: i, Parallelism: s.Parallelism, BatchSize: opts.BatchSize, Linger: opts.Linger,
+				DeferValidation: s.Head().Kind == dag.Input && deferValidation(s.Head())}
 			var err error
 			switch s.Head().Kind {
 			case dag.Input:
@@ -180,6 +196,22 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 		inst.batchSeconds = p.m.batchSeconds.WithLabelValues(inst.stats.Name)
 	}
 	return p, nil
+}
+
+// deferValidation reports whether input n may leave the JSON check of its
+// records to the stages after it: every edge out of it leads to a processor
+// chain (which parses each event of an unchecked batch first), and none is a
+// key-hash edge (whose key the input's own router would evaluate).
+func deferValidation(n *dag.Node) bool {
+	if n.Kind != dag.Input || len(n.Out) == 0 {
+		return false
+	}
+	for _, e := range n.Out {
+		if e.To.Kind != dag.Processor || e.Kind == dag.KeyHash {
+			return false
+		}
+	}
+	return true
 }
 
 // closeBuilt releases components created before a build error.

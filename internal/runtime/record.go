@@ -1,7 +1,9 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/weir-dev/weir/internal/event"
 	"github.com/weir-dev/weir/internal/jsondoc"
@@ -57,6 +59,33 @@ type ParseError struct {
 
 func (e *ParseError) Error() string { return e.Err.Error() }
 func (e *ParseError) Unwrap() error { return e.Err }
+
+// MalformedError is the error for a record an input emitted unchecked
+// (Env.DeferValidation) that turned out not to be JSON. It names the
+// record's source and position.
+type MalformedError struct {
+	Source string // the "source" header, if any
+	Offset int64
+	Err    error
+}
+
+func newMalformed(ev *event.Event, err error) *MalformedError {
+	src, _ := ev.Header("source")
+	var pe *ParseError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return &MalformedError{Source: string(src), Offset: ev.Offset, Err: err}
+}
+
+func (e *MalformedError) Error() string {
+	if e.Source != "" {
+		return e.Source + ":" + strconv.FormatInt(e.Offset, 10) + ": " + e.Err.Error()
+	}
+	return "offset " + strconv.FormatInt(e.Offset, 10) + ": " + e.Err.Error()
+}
+
+func (e *MalformedError) Unwrap() error { return e.Err }
 
 // Doc returns the event's value parsed as JSON. The first call parses; later
 // calls return the same document, including changes made to it.

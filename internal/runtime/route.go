@@ -94,6 +94,7 @@ func (r *router) sendKeyed(ctx context.Context, b *event.Batch) error {
 		if p == nil {
 			p = event.GetBatch()
 			p.Born = b.Born
+			p.Unchecked, p.Origin = b.Unchecked, b.Origin
 			r.parts[idx] = p
 		}
 		p.Append(*ev)
@@ -149,6 +150,8 @@ func cloneBatch(b *event.Batch) *event.Batch {
 	nb.Events = append(nb.Events, b.Events...)
 	nb.Bytes = b.Bytes
 	nb.Born = b.Born
+	nb.Unchecked = b.Unchecked
+	nb.Origin = b.Origin
 	return nb
 }
 

@@ -55,6 +55,7 @@ func (s *seqInput) Run(ctx context.Context, out runtime.Outlet) error {
 			return nil
 		}
 		n := len(b.Events)
+		b.Unchecked = s.env.DeferValidation
 		ack := event.NewAck(n, func() { s.acked.Add(int64(n)) })
 		for i := range b.Events {
 			b.Events[i].Ack = ack
@@ -502,6 +503,17 @@ outputs:
 		if !strings.HasSuffix(off, "7") || !strings.Contains(field(t, d, "value"), `{"id":`+off) {
 			t.Fatalf("dead letter does not carry the malformed record and its position: %s", d)
 		}
+		// The input left the JSON check to the chain (it only feeds
+		// processors), so its policy and name apply, not the processor's.
+		if field(t, d, "node") != "src" || !strings.Contains(field(t, d, "error"), "offset "+off+": invalid JSON") {
+			t.Fatalf("malformed record not attributed to the input: %s", d)
+		}
+	}
+	if n := p.Node("src").Errors.Load(); n != 3 {
+		t.Fatalf("input errors: %d, want 3", n)
+	}
+	if n := p.Node("parse").Errors.Load(); n != 0 {
+		t.Fatalf("processor errors: %d, want 0 (the input owns malformed records)", n)
 	}
 	if acked.Load() != 300 {
 		t.Fatalf("acked %d, want 300", acked.Load())

@@ -32,6 +32,12 @@ type instance struct {
 
 	batchSeconds prometheus.Observer
 
+	// origin is the graph index of the stage's head node (for inputs: the
+	// Origin of unchecked batches). origins applies the error policy of
+	// inputs that left the JSON check of their batches to this chain.
+	origin  int
+	origins map[int]*errHandler
+
 	// key and keyErr are set when this chain computes the key of its
 	// key-hash edge.
 	key    *expr.Program
@@ -103,6 +109,11 @@ func (inst *instance) flushDeadLetters(ctx context.Context) error {
 			return err
 		}
 	}
+	for _, h := range inst.origins {
+		if err := h.flush(ctx); err != nil {
+			return err
+		}
+	}
 	return inst.keyErr.flush(ctx)
 }
 
@@ -118,6 +129,7 @@ func (o *outlet) Emit(_ context.Context, b *event.Batch) error {
 	if b.Born == 0 {
 		b.Born = time.Now().UnixNano()
 	}
+	b.Origin = o.inst.origin
 	st := o.inst.nodes[0]
 	st.In.Add(n)
 	st.Out.Add(n)
@@ -217,9 +229,22 @@ func (inst *instance) runChain(ctx context.Context) error {
 // and no copy of a kept event is needed unless an earlier one was dropped.
 func (inst *instance) processBatch(ctx context.Context, b *event.Batch, rec *Record, ar *arena, ack *acker, counts []nodeCounts) error {
 	w, size := 0, 0
+	var check *errHandler
+	if b.Unchecked {
+		check = inst.origins[b.Origin]
+		b.Unchecked = false
+	}
 	for i := range b.Events {
 		ev := &b.Events[i]
 		rec.Reset(ev)
+		if check != nil {
+			if _, err := rec.Doc(); err != nil {
+				if herr := check.handle(ctx, ev, newMalformed(ev, err)); herr != nil {
+					return herr
+				}
+				continue
+			}
+		}
 		keep := true
 		for j, proc := range inst.procs {
 			counts[j].in++

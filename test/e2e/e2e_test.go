@@ -280,3 +280,51 @@ outputs:
 		t.Fatalf("dead letter lacks the line, its position or the node: %v", dl)
 	}
 }
+
+// When an input feeds processors, the JSON check of its lines happens in
+// the processors' single parse; malformed lines still follow the input's
+// policy and keep their position.
+func TestMalformedLinesCheckedDownstream(t *testing.T) {
+	dir := t.TempDir()
+	in := writeFile(t, dir, "in.ndjson", "{\"a\":1}\n{\"a\":\n{\"a\":3}\n")
+	for _, policy := range []string{"dead_letter", "fail"} {
+		t.Run(policy, func(t *testing.T) {
+			dlField, bad := "", ""
+			if policy == "dead_letter" {
+				dlField, bad = ", dead_letter: bad", "\n  bad: {type: file, dir: "+filepath.Join(dir, policy)+"}"
+			}
+			cfg := writeFile(t, dir, policy+".yaml", `
+name: deferred
+control: {address: ""}
+inputs:
+  in: {type: file, path: `+in+`, on_error: `+policy+dlField+`}
+processors:
+  big: {type: filter, from: in, expr: a > 0}
+outputs:
+  out: {type: stdout, from: big}`+bad+`
+`)
+			stdout, stderr, code := weir(t, "run", cfg)
+			if policy == "fail" {
+				if code != 1 || !strings.Contains(stderr, in+":2: invalid JSON") {
+					t.Fatalf("code %d, want 1 naming %s:2\n%s", code, in, stderr)
+				}
+				return
+			}
+			if code != 0 || stdout != "{\"a\":1}\n{\"a\":3}\n" {
+				t.Fatalf("code %d stdout %q\n%s", code, stdout, stderr)
+			}
+			files, _ := filepath.Glob(filepath.Join(dir, policy, "*.ndjson"))
+			if len(files) != 1 {
+				t.Fatalf("dead-letter files: %v", files)
+			}
+			data, _ := os.ReadFile(files[0])
+			var dl map[string]any
+			if err := json.Unmarshal(bytes.TrimSpace(data), &dl); err != nil {
+				t.Fatalf("dead letter %q: %v", data, err)
+			}
+			if dl["offset"] != float64(2) || dl["value"] != `{"a":` || dl["source"] != in || dl["node"] != "in" {
+				t.Fatalf("dead letter lacks the line, its position or the input's name: %v", dl)
+			}
+		})
+	}
+}

@@ -101,6 +101,7 @@ func NewInput(cfg InputConfig, env runtime.Env) (runtime.Input, error) {
 	}
 	in.rd = lines.NewReader(lines.Options{
 		Codec:        codec,
+		Deferred:     env.DeferValidation,
 		MaxLineBytes: int(cfg.MaxLineBytes),
 		BatchSize:    env.BatchSize,
 		Progress:     &in.progress,

@@ -83,6 +83,10 @@ type Options struct {
 	// Leave it false for regular files, whose partial batches are emitted at
 	// EOF.
 	FlushOnShortRead bool
+	// Deferred (with Codec JSON) leaves the JSON check to the next stage,
+	// as runtime.Env.DeferValidation allows: batches are emitted with
+	// Unchecked set and every event carries the source header.
+	Deferred bool
 	// Progress, if set, receives every batch's Position.
 	Progress *Progress
 }
@@ -321,12 +325,18 @@ func (r *Reader) handle(ctx context.Context, out runtime.Outlet, line []byte) er
 	if len(line) > r.limit {
 		return r.rejectLong(ctx, out, r.line, line[:r.limit])
 	}
-	if r.opts.Codec == JSON {
+	if r.opts.Codec == JSON && !r.opts.Deferred {
 		if err := jsondoc.Validate(line); err != nil {
 			return r.reject(ctx, out, r.line, r.copy(line), err)
 		}
 	}
-	r.batch.Append(event.Event{Value: r.copy(line), Offset: r.line, Ack: r.ack})
+	ev := event.Event{Value: r.copy(line), Offset: r.line, Ack: r.ack}
+	if r.opts.Deferred {
+		// The next stage checks the line; if it is malformed, the dead
+		// letter needs to say where it came from.
+		ev.Headers = r.headers
+	}
+	r.batch.Append(ev)
 	if r.batch.Len() >= r.opts.BatchSize {
 		return r.Flush(ctx, out)
 	}
@@ -407,6 +417,7 @@ func (r *Reader) Flush(ctx context.Context, out runtime.Outlet) error {
 		ack.Add(n)
 		r.emitted.Add(int64(n))
 		b.Born = time.Now().UnixNano()
+		b.Unchecked = r.opts.Deferred && r.opts.Codec == JSON
 		err = out.Emit(ctx, b)
 	} else {
 		b.Release()

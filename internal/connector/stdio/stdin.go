@@ -91,6 +91,7 @@ func NewStdin(cfg StdinConfig, env runtime.Env, r io.Reader) (runtime.Input, err
 		r:   r,
 		rd: lines.NewReader(lines.Options{
 			Codec:            codec,
+			Deferred:         env.DeferValidation,
 			MaxLineBytes:     int(cfg.MaxLineBytes),
 			BatchSize:        env.BatchSize,
 			FlushOnShortRead: true,
