@@ -5,17 +5,29 @@ GO        ?= go
 PKGS      := ./...
 TESTFLAGS ?= -race -timeout 20m
 
-.PHONY: all build test vet unit bench bench-peers fuzz clean
+GOLANGCI_VERSION := v2.6.2
+LINT := bin/golangci-lint-$(GOLANGCI_VERSION)
+
+.PHONY: all build test vet lint unit bench bench-peers fuzz clean
 
 all: build
 
 build:
 	$(GO) build -o bin/weir ./cmd/weir
 
-test: vet unit
+test: vet lint unit
 
 vet:
 	$(GO) vet $(PKGS)
+
+# The linter is installed by go install at a pinned version, once.
+$(LINT):
+	mkdir -p bin/.install
+	GOBIN=$(CURDIR)/bin/.install $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+	mv bin/.install/golangci-lint $(LINT)
+
+lint: $(LINT)
+	$(LINT) run ./...
 
 unit:
 	$(GO) test $(TESTFLAGS) $(PKGS)
@@ -23,7 +35,8 @@ unit:
 # Go benchmarks: runtime overhead (ns/event, allocs/event) and the
 # end-to-end JSON pipeline (events/s, events/s per CPU second).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/runtime/ ./internal/jsondoc/ ./internal/expr/ ./bench/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/runtime/ ./internal/jsondoc/ ./internal/expr/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./bench/
 
 # Side by side with Benthos v4.38.0 on the same input (not part of make test).
 bench-peers:

@@ -90,7 +90,6 @@ var (
 	exprType        = reflect.TypeFor[Expr]()
 	yamlNodeType    = reflect.TypeFor[yaml.Node]()
 	unmarshalerType = reflect.TypeFor[Unmarshaler]()
-	validatorType   = reflect.TypeFor[Validator]()
 	docTyperType    = reflect.TypeFor[DocTyper]()
 )
 

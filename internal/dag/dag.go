@@ -1,6 +1,7 @@
 package dag
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 
@@ -290,7 +291,8 @@ func resolveEdge(e *Edge, cn *config.Node) *config.Error {
 // right position inside the YAML scalar.
 func exprError(x *config.Expr, field string, err error) *config.Error {
 	ce := &config.Error{Pos: x.Pos, Field: field, Msg: err.Error(), Expected: "a valid expression"}
-	if ee, ok := err.(*expr.Error); ok {
+	var ee *expr.Error
+	if errors.As(err, &ee) {
 		ce.Pos = x.PosAt(ee.Pos)
 		ce.Msg = ee.Msg
 		ce.Hint = ee.Hint

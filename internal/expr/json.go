@@ -145,7 +145,7 @@ func decodeSpan(s []byte, buf *[]byte) (jsondoc.Value, bool) {
 // parseNumber parses JSON number text: an Int when it has no fraction or
 // exponent and fits in int64, a Float otherwise.
 func parseNumber(s []byte) (jsondoc.Value, bool) {
-	if bytes.IndexAny(s, ".eE") < 0 {
+	if !bytes.ContainsAny(s, ".eE") {
 		if i, ok := parseInt(s); ok {
 			return jsondoc.IntValue(i), true
 		}

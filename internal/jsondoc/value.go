@@ -41,12 +41,22 @@ type Value struct {
 	S []byte
 }
 
-// Constructors for values.
-func MissingValue() Value        { return Value{} }
-func NullValue() Value           { return Value{Kind: Null} }
-func BoolValue(b bool) Value     { return Value{Kind: Bool, B: b} }
-func IntValue(i int64) Value     { return Value{Kind: Int, I: i} }
+// MissingValue is the value of an absent field.
+func MissingValue() Value { return Value{} }
+
+// NullValue is JSON null.
+func NullValue() Value { return Value{Kind: Null} }
+
+// BoolValue is a JSON boolean.
+func BoolValue(b bool) Value { return Value{Kind: Bool, B: b} }
+
+// IntValue is a JSON number that is an integer.
+func IntValue(i int64) Value { return Value{Kind: Int, I: i} }
+
+// FloatValue is a JSON number with a fraction or exponent.
 func FloatValue(f float64) Value { return Value{Kind: Float, F: f} }
+
+// StringValue is a JSON string; s holds its decoded bytes.
 func StringValue(s []byte) Value { return Value{Kind: String, S: s} }
 
 // RawValue wraps raw JSON text of an object or array.

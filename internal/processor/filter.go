@@ -1,6 +1,8 @@
 package processor
 
 import (
+	"errors"
+
 	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/expr"
 	"github.com/weir-dev/weir/internal/runtime"
@@ -47,7 +49,8 @@ func (p filterProc) Process(r *runtime.Record) (bool, error) {
 // scalar.
 func exprError(x *config.Expr, field string, err error) *config.Error {
 	ce := &config.Error{Pos: x.Pos, Field: field, Msg: err.Error(), Expected: "a valid expression"}
-	if ee, ok := err.(*expr.Error); ok {
+	var ee *expr.Error
+	if errors.As(err, &ee) {
 		ce.Pos = x.PosAt(ee.Pos)
 		ce.Msg = ee.Msg
 		ce.Hint = ee.Hint

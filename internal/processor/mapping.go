@@ -108,8 +108,7 @@ func CompileMap(cfg MapConfig, field string, pos func(key string) config.Pos) (*
 func (m *Map) New() runtime.Processor { return &mapProc{m: m} }
 
 type mapProc struct {
-	m      *Map
-	keyBuf []byte
+	m *Map
 }
 
 func (p *mapProc) Process(r *runtime.Record) (bool, error) {

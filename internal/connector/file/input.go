@@ -188,14 +188,14 @@ func (in *Input) readFile(ctx context.Context, out runtime.Outlet, path string) 
 	if err != nil {
 		return fmt.Errorf("file input: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var src io.Reader = f
 	if in.gzipped(path) {
 		zr, err := gzip.NewReader(f)
 		if err != nil {
 			return fmt.Errorf("file input: read %s as gzip: %w", path, err)
 		}
-		defer zr.Close()
+		defer func() { _ = zr.Close() }()
 		src = zr
 	}
 	in.rd.Reset(path)
@@ -213,7 +213,7 @@ func (in *Input) follow(ctx context.Context, out runtime.Outlet, path string) er
 	)
 	defer func() {
 		if f != nil {
-			f.Close()
+			_ = f.Close() // read-only: nothing to lose
 		}
 	}()
 	open := func() error {
@@ -223,7 +223,7 @@ func (in *Input) follow(ctx context.Context, out runtime.Outlet, path string) er
 		}
 		nfi, err := nf.Stat()
 		if err != nil {
-			nf.Close()
+			_ = nf.Close() // read-only: nothing to lose
 			return err
 		}
 		f, fi = nf, nfi
@@ -244,7 +244,7 @@ func (in *Input) follow(ctx context.Context, out runtime.Outlet, path string) er
 				return err
 			}
 			if rotated {
-				f.Close()
+				_ = f.Close() // read-only: nothing to lose
 				f = nil
 			}
 		}

@@ -198,7 +198,7 @@ func (o *Output) publishLeftover(name string, seq int) error {
 	if err != nil {
 		return fmt.Errorf("file output: recover: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // synced below before it is published
 	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("file output: recover: %w", err)
@@ -367,7 +367,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("file output: %w", err)
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("file output: fsync directory %s: %w", dir, err)
 	}
