@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	goruntime "runtime"
 	"errors"
 	"fmt"
 	"strconv"
@@ -155,8 +156,29 @@ func (f *factory) NewOutput(n *dag.Node, env runtime.Env) (runtime.Output, error
 	return f.outputs[n.Name].new(env), nil
 }
 
+// noLeaks fails the test if goroutines started during it are still running
+// shortly after it ends: every goroutine the runtime starts has an owner
+// that waits for it.
+func noLeaks(t *testing.T) {
+	t.Helper()
+	before := goruntime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(2 * time.Second)
+		for goruntime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := goruntime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<16)
+			t.Errorf("%d goroutines leaked:\n%s", n-before, buf[:goruntime.Stack(buf, true)])
+		}
+	})
+}
+
 func graph(t testing.TB, yaml string) *dag.Graph {
 	t.Helper()
+	if tt, ok := t.(*testing.T); ok {
+		noLeaks(tt)
+	}
 	p, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatalf("parse: %v", err)
