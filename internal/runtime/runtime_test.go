@@ -2,9 +2,9 @@ package runtime_test
 
 import (
 	"context"
-	goruntime "runtime"
 	"errors"
 	"fmt"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
