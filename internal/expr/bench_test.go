@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/weir-dev/weir/internal/jsondoc"
@@ -82,6 +83,36 @@ func BenchmarkFieldsOnly(b *testing.B) {
 				for _, f := range fields {
 					benchSink, _ = env.Field(f)
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkEvalJSON measures the evaluator's work on raw Object and Array
+// values: computed members and indexes, len, in, structural equality and
+// encoding.
+func BenchmarkEvalJSON(b *testing.B) {
+	doc := []byte(`{"event_id":"5f0c6a1e","user":{"id":"u_10432","geo":{"country":"DE","city":"Berlin"},"tags":["a","b"]},"items":[{"sku":"p42","qty":2},{"sku":"p7","qty":1}],"ts":1763900000123}`)
+	for _, src := range []string{
+		`coalesce(obj).b.c`, `coalesce(obj)["e\"k"][1]`, `coalesce(strs)[1]`,
+		`coalesce(doc).items[1].qty`, `coalesce(doc).ts`, `len(doc)`, `len(strs)`,
+		`"bc" in strs`, `"ts" in doc`, `strs == ["a", "bc", 3]`, `doc == coalesce(doc2)`,
+		`[s, i, f]`, `string(f)`, `string([s, uni])`,
+	} {
+		p := MustCompile(src)
+		env := newAllocEnv()
+		env.paths = append(env.paths, []jsondoc.Seg{jsondoc.Key("doc")}, []jsondoc.Seg{jsondoc.Key("doc2")})
+		env.vals = append(env.vals, jsondoc.RawValue(jsondoc.Object, doc),
+			jsondoc.RawValue(jsondoc.Object, bytes.ReplaceAll(doc, []byte(":"), []byte(": "))))
+		b.Run(src, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				env.scratch = env.scratch[:0]
+				v, err := p.Eval(env)
+				if err != nil {
+					b.Fatal(err)
+				}
+				benchSink = v
 			}
 		})
 	}

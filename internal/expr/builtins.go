@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -197,11 +198,11 @@ func genLen(n *node, args []operand) evalFn {
 		case jsondoc.String:
 			return jsondoc.IntValue(int64(len(v.S))), nil
 		case jsondoc.Array, jsondoc.Object:
-			c, ok := count(v)
-			if !ok {
+			c, err := jsondoc.Len(v)
+			if err != nil {
 				return jsondoc.Value{}, malformed(pos)
 			}
-			return jsondoc.IntValue(c), nil
+			return jsondoc.IntValue(int64(c)), nil
 		}
 		return jsondoc.Value{}, argError(pos, "len", "a string, an array or an object", v.Kind)
 	}
@@ -374,7 +375,7 @@ func appendText(dst []byte, v jsondoc.Value) []byte {
 	if v.Kind == jsondoc.String {
 		return append(dst, v.S...)
 	}
-	return appendJSON(dst, v)
+	return jsondoc.AppendValue(dst, v)
 }
 
 func genSubstr(n *node, args []operand) evalFn {
@@ -442,7 +443,7 @@ func genString(n *node, args []operand) evalFn {
 		}
 		buf := scratchOf(env)
 		start := len(*buf)
-		*buf = appendJSON(*buf, v)
+		*buf = jsondoc.AppendValue(*buf, v)
 		return jsondoc.StringValue(tail(buf, start)), nil
 	}
 }
@@ -476,6 +477,47 @@ func genInt(n *node, args []operand) evalFn {
 		}
 		return jsondoc.Value{}, argError(pos, "int", "a number or a numeric string", v.Kind)
 	}
+}
+
+// parseInt parses optionally signed decimal digits without allocating.
+func parseInt(b []byte) (int64, bool) {
+	neg := false
+	i := 0
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg = b[0] == '-'
+		i = 1
+	}
+	if i == len(b) {
+		return 0, false
+	}
+	var u uint64
+	for ; i < len(b); i++ {
+		d := b[i] - '0'
+		if d > 9 {
+			return 0, false
+		}
+		if u > (1<<63)/10 {
+			return 0, false
+		}
+		u = u*10 + uint64(d)
+		if u > 1<<63 {
+			return 0, false
+		}
+	}
+	if neg {
+		return -int64(u), true // -(1<<63) wraps to math.MinInt64, as wanted
+	}
+	if u > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(u), true
+}
+
+// parseFloat parses a finite float in any syntax strconv.ParseFloat
+// accepts. It does not allocate for inputs of up to 32 bytes.
+func parseFloat(b []byte) (float64, bool) {
+	f, err := strconv.ParseFloat(string(b), 64)
+	return f, err == nil && !math.IsInf(f, 0) && !math.IsNaN(f)
 }
 
 // floatToInt truncates f toward zero.
@@ -779,7 +821,7 @@ func genHash(n *node, args []operand) evalFn {
 			h = fnv1a(fnvOffset, v.S)
 		default:
 			var tmp [32]byte
-			h = fnv1a(fnvOffset, appendJSON(tmp[:0], v))
+			h = fnv1a(fnvOffset, jsondoc.AppendValue(tmp[:0], v))
 		}
 		return jsondoc.IntValue(int64(h)), nil
 	}

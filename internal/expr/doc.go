@@ -15,8 +15,10 @@
 // Program.Eval then runs per event against an Env, which supplies the
 // event's fields, key, headers, time and a scratch buffer. Field paths that
 // are fixed at compile time (user.name, items[0].price, this["a-b"]) are
-// handed to Env.Field whole; computed members and indexes walk the raw JSON
-// text of Object and Array values.
+// handed to Env.Field whole; computed members and indexes, len, in and ==
+// walk the raw JSON text of Object and Array values with jsondoc's walkers
+// (Member, Element, Len, Iter), and text they find malformed is an
+// evaluation error.
 //
 // # Semantics in brief
 //

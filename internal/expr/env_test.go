@@ -131,7 +131,7 @@ func render(v jsondoc.Value) string {
 	if v.Kind == jsondoc.Missing {
 		return "missing"
 	}
-	return string(appendJSON(nil, v))
+	return string(jsondoc.AppendValue(nil, v))
 }
 
 func nowNanos() int64 { return time.Now().UnixNano() }

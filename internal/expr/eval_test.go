@@ -24,7 +24,7 @@ func show(v jsondoc.Value) string {
 	if v.Kind == jsondoc.Missing {
 		return "missing"
 	}
-	return v.Kind.String() + " " + string(appendJSON(nil, v))
+	return v.Kind.String() + " " + string(jsondoc.AppendValue(nil, v))
 }
 
 type evalCase struct {
@@ -77,6 +77,7 @@ func TestLiterals(t *testing.T) {
 		{`"\\ \/ \n\t\r"`, `string "\\ / \n\t\r"`},
 		{`"\u00e9"`, `string "é"`},
 		{`"\uD83D\uDE00"`, `string "😀"`},
+		{`"\uFFFD\ud83d\ude00x"`, "string \"\uFFFD😀x\""},
 		{`""`, `string ""`},
 		{`true`, `bool true`},
 		{`false`, `bool false`},

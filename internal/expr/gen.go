@@ -3,6 +3,7 @@ package expr
 import (
 	"bytes"
 	"fmt"
+	"math"
 
 	"github.com/weir-dev/weir/internal/jsondoc"
 )
@@ -457,8 +458,8 @@ func genMember(n *node) evalFn {
 		if err != nil || v.Kind != jsondoc.Object {
 			return jsondoc.Value{}, err
 		}
-		m, ok := member(v, name, scratchOf(env))
-		if !ok {
+		m, err := jsondoc.Member(v, name, scratchOf(env))
+		if err != nil {
 			return jsondoc.Value{}, malformed(pos)
 		}
 		return m, nil
@@ -490,21 +491,22 @@ func genIndex(n *node) evalFn {
 			return jsondoc.Value{}, err
 		}
 		var r jsondoc.Value
-		ok := true
 		switch i.Kind {
 		case jsondoc.Missing, jsondoc.Null:
 		case jsondoc.Int:
 			if v.Kind == jsondoc.Array && i.I >= 0 {
-				r, ok = element(v, i.I, scratchOf(env))
+				// An index beyond int still walks the array, to report
+				// malformed text.
+				r, err = jsondoc.Element(v, int(min(i.I, math.MaxInt)), scratchOf(env))
 			}
 		case jsondoc.String:
 			if v.Kind == jsondoc.Object {
-				r, ok = member(v, i.S, scratchOf(env))
+				r, err = jsondoc.Member(v, i.S, scratchOf(env))
 			}
 		default:
 			return jsondoc.Value{}, evalErrorf(pos, "index must be an int or a string, got %s", i.Kind)
 		}
-		if !ok {
+		if err != nil {
 			return jsondoc.Value{}, malformed(pos)
 		}
 		return r, nil
@@ -534,7 +536,7 @@ func genArray(n *node) evalFn {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSON(b, v)
+			b = jsondoc.AppendValue(b, v)
 		}
 		*buf = append(b, ']')
 		return jsondoc.RawValue(jsondoc.Array, tail(buf, start)), nil
@@ -702,18 +704,14 @@ func contains(pos int, v, c jsondoc.Value, env Env) (bool, error) {
 		return false, nil
 	case jsondoc.Array:
 		buf := scratchOf(env)
-		it := newListIter(c)
+		it := jsondoc.NewIter(c)
 		for {
-			_, raw, more := it.next()
+			_, x, more := it.Next(buf)
 			if !more {
-				if it.bad {
+				if it.Err() != nil {
 					return false, malformed(pos)
 				}
 				return false, nil
-			}
-			x, ok := decodeSpan(raw, buf)
-			if !ok {
-				return false, malformed(pos)
 			}
 			eq, ok := equal(v, x, buf)
 			if !ok {
@@ -728,8 +726,8 @@ func contains(pos int, v, c jsondoc.Value, env Env) (bool, error) {
 		case jsondoc.Missing, jsondoc.Null:
 			return false, nil
 		case jsondoc.String:
-			m, ok := member(c, v.S, scratchOf(env))
-			if !ok {
+			m, err := jsondoc.Member(c, v.S, scratchOf(env))
+			if err != nil {
 				return false, malformed(pos)
 			}
 			return m.Kind != jsondoc.Missing, nil
@@ -761,13 +759,12 @@ const constSetMapMin = 12
 func newConstSet(arr jsondoc.Value) *constSet {
 	s := &constSet{allStrings: true}
 	buf := new([]byte)
-	it := newListIter(arr)
+	it := jsondoc.NewIter(arr) // our own encoding: well-formed
 	for {
-		_, raw, more := it.next()
+		_, v, more := it.Next(buf)
 		if !more {
 			break
 		}
-		v, _ := decodeSpan(raw, buf) // our own encoding: well-formed
 		s.vals = append(s.vals, v)
 		if v.Kind != jsondoc.String {
 			s.allStrings = false

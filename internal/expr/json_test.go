@@ -1,59 +1,12 @@
 package expr
 
 import (
-	"encoding/json"
 	"errors"
-	"math"
 	"testing"
 	"time"
 
 	"github.com/weir-dev/weir/internal/jsondoc"
 )
-
-func TestAppendFloatMatchesEncodingJSON(t *testing.T) {
-	for _, f := range []float64{0, math.Copysign(0, -1), 1, -1, 0.1 + 0.2, 1.5, 100, 123.456, 1e20, 1e21, 1.5e21,
-		1e-6, 1e-7, 1.234e-7, 5e-324, math.MaxFloat64, -math.MaxFloat64, 1 << 53, 12345678901234567890} {
-		want, _ := json.Marshal(f)
-		if got := appendFloat(nil, f); string(got) != string(want) {
-			t.Errorf("appendFloat(%v) = %s, want %s", f, got, want)
-		}
-	}
-}
-
-func TestAppendQuotedRoundTrips(t *testing.T) {
-	for _, s := range []string{"", "plain", `q"uo\te`, "ctl\x00\x01\x1f\n\r\t", "ünï 😀", "<&>"} {
-		q := appendQuoted(nil, []byte(s))
-		var back string
-		if err := json.Unmarshal(q, &back); err != nil || back != s {
-			t.Errorf("appendQuoted(%q) = %s, decodes to %q, %v", s, q, back, err)
-		}
-	}
-}
-
-func TestDecodeRaw(t *testing.T) {
-	for _, tc := range []struct{ raw, want string }{
-		{` "a\u00e9\n\ud83d\ude00" `, `string "aé\n😀"`},
-		{`"\ud800x"`, `string "` + "\uFFFD" + `x"`},
-		{`"\/\b\f"`, `string "/\u0008\u000c"`},
-		{`12`, `int 12`},
-		{`-12.5e1`, `float -125`},
-		{`123456789012345678901`, `float 123456789012345680000`},
-		{`true`, `bool true`},
-		{`null`, `null null`},
-		{` [1, {"a": [2]}] `, `array [1, {"a": [2]}]`},
-		{`{"a": "}"}`, `object {"a": "}"}`},
-	} {
-		v, ok := decodeRaw([]byte(tc.raw), new([]byte))
-		if !ok || show(v) != tc.want {
-			t.Errorf("decodeRaw(%s) = %s, %v; want %s", tc.raw, show(v), ok, tc.want)
-		}
-	}
-	for _, raw := range []string{``, `"abc`, `"\x"`, `"\u12"`, `[1, 2`, `tru`, `1 2`, `-`} {
-		if v, ok := decodeRaw([]byte(raw), new([]byte)); ok {
-			t.Errorf("decodeRaw(%s) = %s, want failure", raw, show(v))
-		}
-	}
-}
 
 func TestStructuralEqual(t *testing.T) {
 	obj := func(s string) jsondoc.Value { return jsondoc.RawValue(jsondoc.Object, []byte(s)) }
@@ -112,6 +65,32 @@ func TestMalformedRawValues(t *testing.T) {
 			if !errors.As(err, &ee) || ee.Msg != "malformed JSON value" {
 				t.Errorf("%s with x = %s: error %v, want malformed JSON value", src, tc.v.S, err)
 			}
+		}
+	}
+}
+
+// TestRawValueWalks pins how computed members and indexes read raw text:
+// like Env.Field, the last of duplicate keys wins, and numbers beyond the
+// float64 range are infinite.
+func TestRawValueWalks(t *testing.T) {
+	env := &sliceEnv{
+		paths: [][]jsondoc.Seg{{jsondoc.Key("x")}, {jsondoc.Key("y")}},
+		vals: []jsondoc.Value{
+			jsondoc.RawValue(jsondoc.Object, []byte(`{"a": 1, "b": {"c": 1}, "a": 2}`)),
+			jsondoc.RawValue(jsondoc.Array, []byte(`[1e400, "s"]`)),
+		},
+	}
+	for _, tc := range []struct{ src, want string }{
+		{`coalesce(x).a`, `int 2`},
+		{`coalesce(x)["a"]`, `int 2`},
+		{`"a" in x`, `bool true`},
+		{`len(x)`, `int 3`},
+		{`coalesce(y)[0] > 1e308`, `bool true`},
+		{`coalesce(y)[1]`, `string "s"`},
+	} {
+		v, err := MustCompile(tc.src).Eval(env)
+		if err != nil || show(v) != tc.want {
+			t.Errorf("%s = %s, %v; want %s", tc.src, show(v), err, tc.want)
 		}
 	}
 }

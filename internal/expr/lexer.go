@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -267,11 +268,11 @@ func (l *lexer) str() (token, *Error) {
 		case 'f':
 			out = append(out, '\f')
 		case 'u':
-			r, n := decodeU([]byte(src[i:min(i+12, len(src))]))
+			r, n := unicodeEscape(src[i:])
 			if n == 0 {
 				return token{}, &Error{Pos: i, Msg: `invalid \u escape`, Hint: `write \u followed by four hex digits`}
 			}
-			if r == utf8.RuneError && n == 6 && src[i+2:i+6] != "FFFD" && src[i+2:i+6] != "fffd" {
+			if r < 0 {
 				return token{}, &Error{Pos: i, Msg: `invalid \u escape: unpaired surrogate`}
 			}
 			out = utf8.AppendRune(out, r)
@@ -284,4 +285,33 @@ func (l *lexer) str() (token, *Error) {
 	}
 	l.pos = i + 1
 	return token{kind: tString, pos: start, text: string(out)}, nil
+}
+
+// unicodeEscape decodes the \uXXXX escape at the start of s, or the
+// surrogate pair written as two of them. It returns the rune and the number
+// of bytes used: n is 0 when the hex digits are malformed, and r is -1 (with
+// n 6) for a surrogate that is not part of a pair.
+func unicodeEscape(s string) (r rune, n int) {
+	r, ok := hex4(s)
+	switch {
+	case !ok:
+		return 0, 0
+	case !utf16.IsSurrogate(r):
+		return r, 6
+	}
+	if lo, ok := hex4(s[6:]); ok {
+		if p := utf16.DecodeRune(r, lo); p != utf8.RuneError {
+			return p, 12
+		}
+	}
+	return -1, 6
+}
+
+// hex4 decodes the four hex digits of a \uXXXX escape at the start of s.
+func hex4(s string) (rune, bool) {
+	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
+		return 0, false
+	}
+	u, err := strconv.ParseUint(s[2:6], 16, 16)
+	return rune(u), err == nil
 }

@@ -8,6 +8,9 @@ import (
 	"github.com/weir-dev/weir/internal/jsondoc"
 )
 
+// maxJSONDepth bounds recursion when comparing nested values.
+const maxJSONDepth = 1000
+
 // truth is the condition semantics of &&, ||, ! and ?:: a Bool is itself,
 // Missing and Null are false, and anything else is an error (ok false).
 func truth(v jsondoc.Value) (b, ok bool) {
@@ -66,20 +69,15 @@ func equalDepth(a, b jsondoc.Value, buf *[]byte, depth int) (eq, ok bool) {
 		if depth >= maxJSONDepth {
 			return false, false
 		}
-		ia, ib := newListIter(a), newListIter(b)
+		ia, ib := jsondoc.NewIter(a), jsondoc.NewIter(b)
 		for {
-			_, ea, oka := ia.next()
-			_, eb, okb := ib.next()
+			_, va, oka := ia.Next(buf)
+			_, vb, okb := ib.Next(buf)
 			if !oka || !okb {
-				if ia.bad || ib.bad {
+				if ia.Err() != nil || ib.Err() != nil {
 					return false, false
 				}
 				return oka == okb, true
-			}
-			va, ok1 := decodeSpan(ea, buf)
-			vb, ok2 := decodeSpan(eb, buf)
-			if !ok1 || !ok2 {
-				return false, false
 			}
 			if eq, ok := equalDepth(va, vb, buf, depth+1); !ok || !eq {
 				return false, ok
@@ -92,24 +90,22 @@ func equalDepth(a, b jsondoc.Value, buf *[]byte, depth int) (eq, ok bool) {
 		if depth >= maxJSONDepth {
 			return false, false
 		}
-		na, ok1 := count(a)
-		nb, ok2 := count(b)
-		if !ok1 || !ok2 {
+		na, err1 := jsondoc.Len(a)
+		nb, err2 := jsondoc.Len(b)
+		if err1 != nil || err2 != nil {
 			return false, false
 		}
 		if na != nb {
 			return false, true
 		}
-		ia := newListIter(a)
+		ia := jsondoc.NewIter(a)
 		for {
-			k, ea, more := ia.next()
+			key, va, more := ia.Next(buf)
 			if !more {
-				return true, !ia.bad
+				return true, ia.Err() == nil
 			}
-			key, ok1 := decodeSpan(k, buf)
-			va, ok2 := decodeSpan(ea, buf)
-			vb, ok3 := member(b, key.S, buf)
-			if !ok1 || !ok2 || !ok3 {
+			vb, err := jsondoc.Member(b, key, buf)
+			if err != nil {
 				return false, false
 			}
 			if vb.Kind == jsondoc.Missing {

@@ -28,6 +28,8 @@ var testStrings = []string{
 	"bad utf8 \xff\xfe and \xc3", "truncated \xe2\x9c", "\xed\xa0\x80 encoded surrogate",
 	"exactly8", "exactly16bytes!!", "long plain string that crosses several eight byte words",
 	"word boundary \"quote\" at 8..", "\xf4\x90\x80\x80 beyond U+10FFFF",
+	"ctl\x00\x01\x1f\n\r\t", "ünï 😀", "<&>",
+	"two-byte edges \u0080 \u07ff", "cut \xc2", "bad continuation \xc2A", "overlong \xc1\xbf \xe0\x80\x80",
 }
 
 func TestAppendString(t *testing.T) {
@@ -73,6 +75,7 @@ func TestAppendFloatMatchesEncodingJSON(t *testing.T) {
 		0, math.Copysign(0, -1), 1, -1, 0.1, 1e-6, 9.999999e-7, 1e-7, 1.5e-7, 1e-300,
 		1e20, 1e21, 1.5e21, 123456789e13, 1e300, math.MaxFloat64, math.SmallestNonzeroFloat64,
 		12.99, 1763900000123, 0.875, 1.0 / 3, 3, -3, 1e15 - 1, 1e15, -1e15, 1 << 53, 1<<53 + 2, 1 << 60, 123456789,
+		0.1 + 0.2, 1.5, 100, 123.456, 1.234e-7, 5e-324, -math.MaxFloat64, 12345678901234567890,
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 20000 {
@@ -120,6 +123,8 @@ func TestParseValue(t *testing.T) {
 		{`1.5`, FloatValue(1.5)},
 		{`-0.0`, FloatValue(math.Copysign(0, -1))},
 		{`1e2`, FloatValue(100)},
+		{`-12.5e1`, FloatValue(-125)},
+		{`123456789012345678901`, FloatValue(123456789012345678901)},
 		{`12.99`, FloatValue(12.99)},
 		{`1e400`, FloatValue(math.Inf(1))},
 		{`-1e400`, FloatValue(math.Inf(-1))},
@@ -134,9 +139,13 @@ func TestParseValue(t *testing.T) {
 		{`"\uD83Dx"`, StringValue([]byte("\uFFFDx"))},
 		{`"\uD83D\u0041"`, StringValue([]byte("\uFFFDA"))},
 		{`"\uD83D\uD83D\uDE00"`, StringValue([]byte("\uFFFD😀"))},
+		{`"\ud800x"`, StringValue([]byte("\uFFFDx"))},
+		{` "a\u00e9\n\ud83d\ude00" `, StringValue([]byte("aé\n😀"))},
 		{`"\u0000"`, StringValue([]byte{0})},
 		{` {"a" : 1} `, RawValue(Object, []byte(`{"a" : 1}`))},
 		{`[1, 2]`, RawValue(Array, []byte(`[1, 2]`))},
+		{` [1, {"a": [2]}] `, RawValue(Array, []byte(`[1, {"a": [2]}]`))},
+		{`{"a": "}"}`, RawValue(Object, []byte(`{"a": "}"}`))},
 	}
 	for _, tt := range tests {
 		var scratch []byte
@@ -161,11 +170,10 @@ func TestParseValue(t *testing.T) {
 			}
 		}
 	}
-	if _, err := ParseValue([]byte(`1 2`), nil); err == nil {
-		t.Error("ParseValue(`1 2`) succeeded")
-	}
-	if _, err := ParseValue([]byte(`"\u"`), nil); err == nil {
-		t.Error(`ParseValue("\u") succeeded`)
+	for _, raw := range []string{``, `"abc`, `"\x"`, `"\u"`, `"\u12"`, `[1, 2`, `tru`, `1 2`, `-`} {
+		if v, err := ParseValue([]byte(raw), nil); err == nil {
+			t.Errorf("ParseValue(%s) = %+v, want an error", raw, v)
+		}
 	}
 }
 

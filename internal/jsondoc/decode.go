@@ -16,12 +16,7 @@ import (
 // when scratch is nil).
 func ParseValue(raw []byte, scratch *[]byte) (Value, error) {
 	start := skipSpace(raw, 0)
-	var stk [1]uint64
-	end, err := scanValue(raw, start, stk[:], maxDepth)
-	if err == errStackFull {
-		var deep [stackWords]uint64
-		end, err = scanValue(raw, start, deep[:], maxDepth)
-	}
+	end, err := scanNested(raw, start, maxDepth)
 	if err == nil {
 		err = checkTrailing(raw, end)
 	}

@@ -14,6 +14,12 @@
 // which is cheap for event-sized documents. Values come back as Value: numbers
 // and booleans inline, strings decoded, objects and arrays as raw text.
 //
+// Values can also be read without a Doc: ParseValue decodes the text of one
+// value, and Member, Element, Len and Iter walk the text of an Object or
+// Array value. Unlike a Doc's own lookups, which trust the text Parse
+// validated, the walkers check the text they read, because a Value may hold
+// any bytes (RawValue does not check them), and report a *SyntaxError.
+//
 // Edits never touch the input bytes. A top-level Set encodes the value into
 // the Doc's own buffer and points the member at it; a Delete marks the member
 // deleted; a nested edit copies the top-level member's value into the buffer
@@ -39,8 +45,9 @@
 //     change nothing.
 //   - Paths are built with Key and Index; a zero Seg is index 0, not the
 //     empty key.
-//   - Duplicate keys: the last occurrence wins for Lookup; Set replaces it
-//     and drops the earlier ones; Delete removes all of them.
+//   - Duplicate keys: the last occurrence wins for Lookup and Member; Set
+//     replaces it and drops the earlier ones; Delete removes all of them;
+//     Iter and Len see every occurrence.
 //   - Strings are not checked for valid UTF-8: invalid bytes are accepted by
 //     Validate and Parse and returned as they are by Lookup. AppendString,
 //     which Set uses for string values and new keys, writes them as \ufffd,
@@ -54,5 +61,7 @@
 //
 // A Doc is not safe for concurrent use; give each goroutine its own and reuse
 // it across events. Package-level functions (Validate, ParseValue,
-// AppendValue, AppendString) are safe for concurrent use.
+// AppendValue, AppendString, Member, Element, Len, NewIter) are safe for
+// concurrent use as long as each call has its own scratch slice; an Iter
+// belongs to one goroutine.
 package jsondoc

@@ -41,9 +41,10 @@ func appendFloat(dst []byte, f float64) []byte {
 		return append(dst, "null"...)
 	}
 	a := math.Abs(f)
-	if a < 1e15 && f == math.Trunc(f) && (f != 0 || !math.Signbit(f)) {
+	if a < 1e15 && float64(int64(f)) == f && (f != 0 || !math.Signbit(f)) {
 		// Below 2^53 the shortest digits of an integral float are the
-		// integer's digits, and AppendInt is much faster.
+		// integer's digits, and AppendInt is much faster. (The conversion
+		// to int64 is exact in this range, and cheaper than math.Trunc.)
 		return strconv.AppendInt(dst, int64(f), 10)
 	}
 	if a == 0 || a >= 1e-6 && a < 1e21 {
@@ -116,6 +117,21 @@ func AppendString(dst []byte, s []byte) []byte {
 			}
 			i++
 			start = i
+			continue
+		}
+		if c >= 0xC2 && c < 0xE0 && i+1 < len(s) && s[i+1]&0xC0 == 0x80 {
+			// A valid two-byte sequence, the common case, by hand. Text
+			// with one tends to have more: go on byte by byte through
+			// them and plain ASCII.
+			for i += 2; i < len(s); {
+				if c = s[i]; !escapeStop[c] {
+					i++
+				} else if c >= 0xC2 && c < 0xE0 && i+1 < len(s) && s[i+1]&0xC0 == 0x80 {
+					i += 2
+				} else {
+					break
+				}
+			}
 			continue
 		}
 		r, size := utf8.DecodeRune(s[i:])

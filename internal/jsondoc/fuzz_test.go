@@ -12,6 +12,7 @@ var fuzzSeeds = []string{
 	``, `{}`, `[]`, `0`, `-0.5e+3`, `"a\u00e9\uD83D\uDE00\n"`, `{"a":1,"a":2}`,
 	` {"a" : [1, {"b": null}], "c": "d\"e"} `, `[[[]]]`, `{"a":1,}`, `01`, `1.`, `"\u12"`,
 	"\"\x01\"", "\"\xff\"", `tru`, `{"":""}`, `{"a\u0062":{"c":[true,false]}}`,
+	`{"a":`, `{"a" 1}`, `{a: 1}`, `[1,`, `[1 2]`, `[1,]`, `[1] x`, `[{"k\u0065y":"\u0076"},[]]`,
 	string(benchEvent),
 }
 
@@ -37,6 +38,7 @@ func FuzzValidate(f *testing.F) {
 		if _, perr := ParseValue(raw, nil); (perr == nil) != (err == nil) {
 			t.Fatalf("ParseValue(%q) = %v, Validate = %v", raw, perr, err)
 		}
+		checkWalkAll(t, raw)
 	})
 }
 
@@ -49,6 +51,7 @@ func FuzzParseRoundTrip(f *testing.F) {
 		if d.Parse(raw) != nil {
 			return
 		}
+		checkWalk(t, &d)
 		// Unmodified: verbatim.
 		if got, want := d.AppendJSON(nil), bytes.Trim(raw, " \t\r\n"); !bytes.Equal(got, want) {
 			t.Fatalf("AppendJSON(%q) = %q, want %q", raw, got, want)

@@ -86,16 +86,23 @@ func Validate(raw []byte) error {
 }
 
 func validate(raw []byte) *SyntaxError {
-	var stk [1]uint64
-	i, err := scanValue(raw, 0, stk[:], maxDepth)
-	if err == errStackFull {
-		var deep [stackWords]uint64
-		i, err = scanValue(raw, 0, deep[:], maxDepth)
-	}
+	i, err := scanNested(raw, 0, maxDepth)
 	if err != nil {
 		return err
 	}
 	return checkTrailing(raw, i)
+}
+
+// scanNested is scanValue with a stack for any depth up to limit: a small
+// one first, one for the deepest nesting when the value needs it.
+func scanNested(b []byte, i, limit int) (int, *SyntaxError) {
+	var stk [1]uint64
+	end, err := scanValue(b, i, stk[:], limit)
+	if err == errStackFull {
+		var deep [stackWords]uint64
+		end, err = scanValue(b, i, deep[:], limit)
+	}
+	return end, err
 }
 
 func checkTrailing(b []byte, i int) *SyntaxError {
