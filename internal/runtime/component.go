@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/weir-dev/weir/internal/event"
 )
 
@@ -78,7 +80,14 @@ type Env struct {
 	// check then costs one parse instead of two. Events of such batches
 	// should carry their source position (Offset, and a "source" header).
 	DeferValidation bool
-	Logger          *slog.Logger
+	// Checkpointing says the pipeline has a state store: Stateful
+	// components get Restore, Snapshot and Committed calls, and must not
+	// publish side effects (rename files, commit offsets) before Committed.
+	Checkpointing bool
+	Logger        *slog.Logger
+	// Registerer is where a component registers its own metrics (nil for
+	// none). Metric names start with weir_; label them with the node name.
+	Registerer prometheus.Registerer
 }
 
 // ErrFailed is returned (wrapped) by Outlet methods and by the runtime when

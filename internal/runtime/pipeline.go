@@ -153,7 +153,7 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 				}
 			}
 			inst.origin = nodeIndex[s.Head()]
-			env := Env{Pipeline: g.Name, Instance: i, Parallelism: s.Parallelism, BatchSize: opts.BatchSize, Linger: opts.Linger,
+			env := Env{Pipeline: g.Name, Instance: i, Parallelism: s.Parallelism, BatchSize: opts.BatchSize, Linger: opts.Linger, Registerer: opts.Registerer,
 				DeferValidation: s.Head().Kind == dag.Input && deferValidation(s.Head())}
 			var err error
 			switch s.Head().Kind {

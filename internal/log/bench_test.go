@@ -1,0 +1,56 @@
+package log
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkAppend measures acknowledged appends of 200-byte records, one or
+// 100 per Append call, with 1 and 16 concurrent appenders, fsync on and
+// off. One op is one Append call.
+func BenchmarkAppend(b *testing.B) {
+	for _, d := range []Durability{DurabilityFsync, DurabilityNone} {
+		for _, perAppend := range []int{1, 100} {
+			for _, writers := range []int{1, 16} {
+				b.Run(fmt.Sprintf("durability=%s/records=%d/appenders=%d", d, perAppend, writers), func(b *testing.B) {
+					benchAppend(b, d, perAppend, writers)
+				})
+			}
+		}
+	}
+}
+
+func benchAppend(b *testing.B, d Durability, perAppend, writers int) {
+	p := mustOpen(b, b.TempDir(), Options{Durability: d})
+	defer p.Close()
+	recs := make([]Record, perAppend)
+	for i := range recs {
+		recs[i].Value = make([]byte, 200)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(200 * perAppend))
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range writers {
+		n := b.N / writers
+		if w < b.N%writers {
+			n++
+		}
+		wg.Go(func() {
+			for range n {
+				if _, err := p.Append(context.Background(), recs); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	m := p.Metrics()
+	b.ReportMetric(float64(b.N*perAppend)/elapsed.Seconds(), "records/s")
+	b.ReportMetric(float64(m.Appends)/float64(max(m.Writes, 1)), "appends/write")
+}

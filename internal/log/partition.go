@@ -1,0 +1,469 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Header is one piece of record metadata.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Record is one entry of a partition.
+type Record struct {
+	// Offset is assigned by the log; Append ignores it.
+	Offset int64
+	// Timestamp is stored with millisecond precision. A zero Timestamp is
+	// replaced by the append time.
+	Timestamp time.Time
+	// Key and Value may be nil; nil and empty are kept distinct.
+	Key   []byte
+	Value []byte
+	// Headers keep their order; values may be nil.
+	Headers []Header
+}
+
+// Metrics are cumulative counters of one partition.
+type Metrics struct {
+	// Appends and Records count acknowledged Append calls and their records.
+	Appends, Records uint64
+	// Writes counts write calls; each carries one or more coalesced appends.
+	Writes uint64
+	// Syncs counts fsyncs of segment data (group commits and rolls).
+	Syncs uint64
+	// Bytes counts bytes written to segments.
+	Bytes uint64
+	// Segments is the number of segment files.
+	Segments int
+	// DeletedSegments counts segments removed by retention.
+	DeletedSegments uint64
+	// FullRejections counts appends refused with ErrFull.
+	FullRejections uint64
+	// Recovery is what Open found.
+	Recovery Recovery
+}
+
+// Partition is one durable, offset-addressed log. See the package
+// documentation for its guarantees and threading rules.
+type Partition struct {
+	dir      string
+	opts     Options
+	fsys     fileSystem
+	recovery Recovery
+
+	reqs chan *appendReq
+	done chan struct{}
+
+	// closeMu guards closed and sends on reqs, so Close can close reqs.
+	closeMu sync.RWMutex
+	closed  bool
+
+	failed atomic.Pointer[error]
+
+	// mu guards segments and the published (readable) state of each
+	// segment: size, next, maxTS, index.
+	mu          sync.RWMutex
+	segments    []*segment
+	hw          int64
+	filesClosed bool
+
+	// readersMu guards readers and writes of the readers file.
+	readersMu sync.Mutex
+	readers   map[string]int64
+	// retainMu serializes segment deletion.
+	retainMu sync.Mutex
+
+	appends, records, writes, syncs, bytes, deletedSegments, full atomic.Uint64
+
+	// Committer-only scratch.
+	wbuf []byte
+	ibuf []byte
+	nidx []indexEntry
+}
+
+type appendReq struct {
+	batch []byte
+	count int64
+	maxTS int64
+	base  int64
+	done  chan error
+}
+
+// Open opens the partition in dir, creating it if needed, and recovers it:
+// a torn tail is truncated and reported in Metrics().Recovery; other damage
+// is returned as a *CorruptionError and the partition is not opened.
+func Open(dir string, opts Options) (*Partition, error) {
+	return open(dir, opts, osFS{})
+}
+
+func open(dir string, opts Options, fsys fileSystem) (*Partition, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create partition directory: %w", err)
+	}
+	bases, err := listSegments(fsys, dir)
+	if err != nil {
+		return nil, fmt.Errorf("list partition directory: %w", err)
+	}
+	p := &Partition{
+		dir:      dir,
+		opts:     opts,
+		fsys:     fsys,
+		recovery: Recovery{Segments: len(bases), TruncatedAt: -1},
+		reqs:     make(chan *appendReq, opts.QueueDepth),
+		done:     make(chan struct{}),
+	}
+	err = p.loadReaders()
+	if err == nil {
+		err = p.recover(bases)
+	}
+	if err != nil {
+		for _, s := range p.segments {
+			_ = s.close()
+		}
+		return nil, err
+	}
+	last := p.segments[len(p.segments)-1]
+	p.hw = last.next
+	if r := p.recovery; r.TornTails > 0 {
+		opts.Logger.Warn("log: truncated torn tail", "dir", dir, "segment", last.path,
+			"pos", r.TruncatedAt, "bytes", r.TruncatedBytes)
+	}
+	go p.run()
+	return p, nil
+}
+
+func (p *Partition) recover(bases []int64) error {
+	if len(bases) == 0 {
+		s, err := p.createSegment(0)
+		if err != nil {
+			return err
+		}
+		p.segments = append(p.segments, s)
+		p.recovery.Segments = 1
+		return nil
+	}
+	for _, b := range bases {
+		s, err := openSegment(p.fsys, p.dir, b, false)
+		if err != nil {
+			return err
+		}
+		p.segments = append(p.segments, s)
+	}
+	n := len(p.segments)
+	for i, s := range p.segments[:n-1] {
+		if err := recoverSealed(s, bases[i+1], p.opts.IndexIntervalBytes, &p.recovery); err != nil {
+			return err
+		}
+	}
+	return recoverLast(p.segments[n-1], p.opts.IndexIntervalBytes, &p.recovery)
+}
+
+// createSegment creates an empty segment and its index and makes the
+// directory entries durable.
+func (p *Partition) createSegment(base int64) (*segment, error) {
+	s, err := openSegment(p.fsys, p.dir, base, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.writeIndex(nil); err != nil {
+		_ = s.close()
+		return nil, err
+	}
+	if err := p.fsys.SyncDir(p.dir); err != nil {
+		_ = s.close()
+		return nil, fmt.Errorf("sync partition directory: %w", err)
+	}
+	return s, nil
+}
+
+// Append adds recs as one batch and returns the offset of the first; the
+// others follow densely. With DurabilityFsync it returns only after the
+// batch is fsynced. Concurrent calls are coalesced into one write and one
+// fsync. Append blocks while QueueDepth appends are waiting; ctx cancels
+// the wait, but an append already handed to the committer may still be
+// written: an error means "not acknowledged", not "not written".
+func (p *Partition) Append(ctx context.Context, recs []Record) (int64, error) {
+	if len(recs) == 0 {
+		return 0, errors.New("log: append of zero records")
+	}
+	if err := p.failure(); err != nil {
+		return 0, err
+	}
+	batch, maxTS := encodeBatch(nil, recs, p.opts.Now().UnixMilli())
+	if len(batch) > p.opts.MaxAppendBytes {
+		return 0, fmt.Errorf("%w: %d records encode to %d bytes, limit %d (Options.MaxAppendBytes)",
+			ErrTooLarge, len(recs), len(batch), p.opts.MaxAppendBytes)
+	}
+	r := &appendReq{batch: batch, count: int64(len(recs)), maxTS: maxTS, done: make(chan error, 1)}
+	p.closeMu.RLock()
+	if p.closed {
+		p.closeMu.RUnlock()
+		return 0, ErrClosed
+	}
+	select {
+	case p.reqs <- r:
+		p.closeMu.RUnlock()
+	case <-ctx.Done():
+		p.closeMu.RUnlock()
+		return 0, fmt.Errorf("log: append not queued: %w", ctx.Err())
+	}
+	select {
+	case err := <-r.done:
+		if err != nil {
+			return 0, err
+		}
+		return r.base, nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("log: append not acknowledged: %w", ctx.Err())
+	}
+}
+
+// failure returns the error that failed the partition, or nil.
+func (p *Partition) failure() error {
+	if e := p.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// fail puts the partition in the failed state (first cause wins).
+func (p *Partition) fail(cause error) error {
+	e := fmt.Errorf("%w: %w", ErrFailed, cause)
+	if p.failed.CompareAndSwap(nil, &e) {
+		p.opts.Logger.Error("log: partition failed; appends are refused until it is reopened", "dir", p.dir, "err", cause)
+	}
+	return p.failure()
+}
+
+// run is the committer: it takes the first waiting append, coalesces the
+// others already queued (up to MaxWriteBytes), and commits them together.
+func (p *Partition) run() {
+	defer close(p.done)
+	var group []*appendReq
+	for {
+		r, ok := <-p.reqs
+		if !ok {
+			return
+		}
+		group = append(group[:0], r)
+		n := len(r.batch)
+		open := true
+	drain:
+		for n < p.opts.MaxWriteBytes {
+			select {
+			case r, ok := <-p.reqs:
+				if !ok {
+					open = false
+					break drain
+				}
+				group = append(group, r)
+				n += len(r.batch)
+			default:
+				break drain
+			}
+		}
+		p.commit(group, n)
+		clear(group)
+		if !open {
+			return
+		}
+	}
+}
+
+func reply(group []*appendReq, err error) {
+	for _, r := range group {
+		r.done <- err
+	}
+}
+
+// commit writes a group of appends with one write and (DurabilityFsync) one
+// fsync, then publishes them to readers and acknowledges them.
+func (p *Partition) commit(group []*appendReq, total int) {
+	if err := p.failure(); err != nil {
+		reply(group, err)
+		return
+	}
+	var count int64
+	for _, r := range group {
+		count += r.count
+	}
+	p.mu.RLock()
+	s := p.segments[len(p.segments)-1]
+	p.mu.RUnlock()
+	if s.size > 0 && (s.size+int64(total) > p.opts.SegmentBytes || s.next+count-s.base > math.MaxUint32) {
+		var err error
+		if s, err = p.roll(s); err != nil {
+			reply(group, p.fail(err))
+			return
+		}
+	}
+	if n := p.admit(group); n < len(group) {
+		p.full.Add(uint64(len(group) - n))
+		p.mu.RLock()
+		held := p.totalBytesLocked()
+		p.mu.RUnlock()
+		reply(group[n:], fmt.Errorf("%w: %d bytes held, limit %d (Options.MaxBytes); segments are deleted once every reader commits past them",
+			ErrFull, held, p.opts.MaxBytes))
+		group = group[:n]
+		if n == 0 {
+			return
+		}
+		count = 0
+		for _, r := range group {
+			count += r.count
+		}
+	}
+
+	buf := p.wbuf[:0]
+	nidx := p.nidx[:0]
+	next, pos, maxTS, lastIndexed := s.next, s.size, s.maxTS, s.lastIndexed
+	writeBase := next
+	for _, r := range group {
+		sealBatch(r.batch, next, writeBase)
+		if (len(s.index) == 0 && len(nidx) == 0) || pos-lastIndexed >= p.opts.IndexIntervalBytes {
+			nidx = append(nidx, indexEntry{rel: uint32(next - s.base), pos: uint32(pos), maxTSBefore: maxTS})
+			lastIndexed = pos
+		}
+		buf = append(buf, r.batch...)
+		r.base = next
+		next += r.count
+		pos += int64(len(r.batch))
+		maxTS = max(maxTS, r.maxTS)
+	}
+	if cap(buf) <= 2*p.opts.MaxWriteBytes {
+		p.wbuf = buf
+	}
+	p.nidx = nidx
+
+	if _, err := s.f.WriteAt(buf, s.size); err != nil {
+		reply(group, p.fail(fmt.Errorf("write segment %q: %w", s.path, err)))
+		return
+	}
+	p.writes.Add(1)
+	p.bytes.Add(uint64(len(buf)))
+	if len(nidx) > 0 {
+		ib := p.ibuf[:0]
+		for _, e := range nidx {
+			ib = appendIndexEntry(ib, e)
+		}
+		p.ibuf = ib
+		if _, err := s.idx.WriteAt(ib, s.indexFileSize()); err != nil {
+			reply(group, p.fail(fmt.Errorf("write index of %q: %w", s.path, err)))
+			return
+		}
+	}
+	if p.opts.Durability == DurabilityFsync {
+		if err := s.f.Sync(); err != nil {
+			reply(group, p.fail(fmt.Errorf("sync segment %q: %w", s.path, err)))
+			return
+		}
+		p.syncs.Add(1)
+	}
+
+	p.mu.Lock()
+	s.size, s.next, s.maxTS, s.lastIndexed = pos, next, maxTS, lastIndexed
+	s.index = append(s.index, nidx...)
+	p.hw = next
+	p.mu.Unlock()
+
+	p.appends.Add(uint64(len(group)))
+	p.records.Add(uint64(count))
+	reply(group, nil)
+}
+
+// roll seals the active segment (fsynced whatever the durability, so only
+// the last segment can ever have a torn tail) and starts a new one.
+func (p *Partition) roll(old *segment) (*segment, error) {
+	if err := old.f.Sync(); err != nil {
+		return nil, fmt.Errorf("sync segment %q: %w", old.path, err)
+	}
+	p.syncs.Add(1)
+	if err := old.idx.Sync(); err != nil {
+		return nil, fmt.Errorf("sync index of %q: %w", old.path, err)
+	}
+	s, err := p.createSegment(old.next)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.segments = append(p.segments, s)
+	p.mu.Unlock()
+	return s, nil
+}
+
+// Close stops the committer after it has committed every queued append,
+// syncs the active segment (also with DurabilityNone) and closes the files.
+// Appends after Close return ErrClosed.
+func (p *Partition) Close() error {
+	p.closeMu.Lock()
+	if p.closed {
+		p.closeMu.Unlock()
+		return ErrClosed
+	}
+	p.closed = true
+	close(p.reqs)
+	p.closeMu.Unlock()
+	<-p.done
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	if p.failure() == nil && p.opts.Durability == DurabilityNone {
+		s := p.segments[len(p.segments)-1]
+		if err := s.f.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("sync segment %q: %w", s.path, err))
+		}
+	}
+	for _, s := range p.segments {
+		errs = append(errs, s.close())
+	}
+	p.filesClosed = true
+	return errors.Join(errs...)
+}
+
+// HighWatermark is the offset the next appended record will get: every
+// offset below it is acknowledged and readable.
+func (p *Partition) HighWatermark() int64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.hw
+}
+
+// LogStartOffset is the first offset still held.
+func (p *Partition) LogStartOffset() int64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.segments[0].base
+}
+
+// Dir is the partition's directory.
+func (p *Partition) Dir() string { return p.dir }
+
+// Metrics returns a snapshot of the counters.
+func (p *Partition) Metrics() Metrics {
+	p.mu.RLock()
+	n := len(p.segments)
+	p.mu.RUnlock()
+	return Metrics{
+		Appends:         p.appends.Load(),
+		Records:         p.records.Load(),
+		Writes:          p.writes.Load(),
+		Syncs:           p.syncs.Load(),
+		Bytes:           p.bytes.Load(),
+		Segments:        n,
+		DeletedSegments: p.deletedSegments.Load(),
+		FullRejections:  p.full.Load(),
+		Recovery:        p.recovery,
+	}
+}

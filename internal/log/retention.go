@@ -1,0 +1,282 @@
+package log
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Readers file v1 ("readers" in the partition directory), replaced
+// atomically (write temp, fsync, rename, fsync directory):
+//
+//	weir-readers 1
+//	<name> <committed offset>
+//	...
+const (
+	readersFile   = "readers"
+	readersHeader = "weir-readers 1"
+)
+
+// Commit records that reader has consumed every record below offset. The
+// first Commit of a name registers the reader. Segments are deleted only
+// when every registered reader has committed past them (and the retention
+// limits allow it); a log with no registered reader deletes nothing. offset
+// must be within [LogStartOffset, HighWatermark]. The commit is durable
+// when Commit returns.
+func (p *Partition) Commit(reader string, offset int64) error {
+	if err := validReaderName(reader); err != nil {
+		return err
+	}
+	p.mu.RLock()
+	start, hw, closed := p.segments[0].base, p.hw, p.filesClosed
+	p.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if offset < start || offset > hw {
+		return fmt.Errorf("%w: commit of %q at %d, partition holds [%d, %d]", ErrOffsetOutOfRange, reader, offset, start, hw)
+	}
+	p.readersMu.Lock()
+	next := make(map[string]int64, len(p.readers)+1)
+	for k, v := range p.readers {
+		next[k] = v
+	}
+	next[reader] = offset
+	err := p.writeReaders(next)
+	if err == nil {
+		p.readers = next
+	}
+	p.readersMu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, err = p.deleteSegments(false)
+	return err
+}
+
+// Unregister forgets a reader, so it no longer holds segments back.
+func (p *Partition) Unregister(reader string) error {
+	p.readersMu.Lock()
+	if _, ok := p.readers[reader]; !ok {
+		p.readersMu.Unlock()
+		return nil
+	}
+	next := make(map[string]int64, len(p.readers))
+	for k, v := range p.readers {
+		if k != reader {
+			next[k] = v
+		}
+	}
+	err := p.writeReaders(next)
+	if err == nil {
+		p.readers = next
+	}
+	p.readersMu.Unlock()
+	if err != nil {
+		return err
+	}
+	_, err = p.deleteSegments(false)
+	return err
+}
+
+// Committed returns each registered reader's committed offset.
+func (p *Partition) Committed() map[string]int64 {
+	p.readersMu.Lock()
+	defer p.readersMu.Unlock()
+	out := make(map[string]int64, len(p.readers))
+	for k, v := range p.readers {
+		out[k] = v
+	}
+	return out
+}
+
+func validReaderName(name string) error {
+	if name == "" || len(name) > 255 || strings.IndexFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return fmt.Errorf("log: reader name %q: want 1 to 255 bytes without spaces or control characters", name)
+	}
+	return nil
+}
+
+// writeReaders replaces the readers file atomically. Called with readersMu.
+func (p *Partition) writeReaders(readers map[string]int64) error {
+	var b bytes.Buffer
+	b.WriteString(readersHeader + "\n")
+	names := make([]string, 0, len(readers))
+	for k := range readers {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		fmt.Fprintf(&b, "%s %d\n", k, readers[k])
+	}
+	path := filepath.Join(p.dir, readersFile)
+	tmp := path + ".tmp"
+	f, err := p.fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("write readers file: %w", err)
+	}
+	_, err = f.WriteAt(b.Bytes(), 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = p.fsys.Rename(tmp, path)
+	}
+	if err == nil {
+		err = p.fsys.SyncDir(p.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("write readers file: %w", err)
+	}
+	return nil
+}
+
+// loadReaders reads the readers file, if any.
+func (p *Partition) loadReaders() error {
+	path := filepath.Join(p.dir, readersFile)
+	f, err := p.fsys.OpenFile(path, os.O_RDONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		p.readers = map[string]int64{}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read readers file: %w", err)
+	}
+	defer func() { _ = f.Close() }() // read-only
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("read readers file: %w", err)
+	}
+	buf := make([]byte, st.Size())
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		return fmt.Errorf("read readers file: %w", err)
+	}
+	readers := map[string]int64{}
+	sc := bufio.NewScanner(bytes.NewReader(buf))
+	line := 0
+	for sc.Scan() {
+		line++
+		if line == 1 {
+			if sc.Text() != readersHeader {
+				return fmt.Errorf("readers file %q: header %q, want %q", path, sc.Text(), readersHeader)
+			}
+			continue
+		}
+		name, off, ok := strings.Cut(sc.Text(), " ")
+		o, err := strconv.ParseInt(off, 10, 64)
+		if !ok || err != nil || validReaderName(name) != nil {
+			return fmt.Errorf("readers file %q: line %d: bad entry %q", path, line, sc.Text())
+		}
+		readers[name] = o
+	}
+	if line == 0 {
+		return fmt.Errorf("readers file %q: empty", path)
+	}
+	p.readers = readers
+	return nil
+}
+
+// deleteSegments deletes the oldest sealed segments that every registered
+// reader has committed past and that the retention limits let go: the
+// newest record older than RetainTime, and at least RetainBytes kept. When
+// full is set (the log is at MaxBytes), the retention limits yield; the
+// readers' commits never do. The active segment is never deleted.
+func (p *Partition) deleteSegments(full bool) (int, error) {
+	p.retainMu.Lock()
+	defer p.retainMu.Unlock()
+	p.readersMu.Lock()
+	minCommitted := int64(math.MaxInt64)
+	for _, o := range p.readers {
+		minCommitted = min(minCommitted, o)
+	}
+	registered := len(p.readers) > 0
+	p.readersMu.Unlock()
+	if !registered {
+		return 0, nil
+	}
+	cutoff := p.opts.Now().UnixMilli() - p.opts.RetainTime.Milliseconds()
+
+	p.mu.RLock()
+	total := p.totalBytesLocked()
+	n := 0
+	for _, s := range p.segments[:len(p.segments)-1] {
+		if s.next > minCommitted {
+			break
+		}
+		if !full && (p.opts.RetainTime > 0 && s.maxTS >= cutoff || total-s.size < p.opts.RetainBytes) {
+			break
+		}
+		total -= s.size
+		n++
+	}
+	victims := slices.Clone(p.segments[:n])
+	p.mu.RUnlock()
+	if n == 0 {
+		return 0, nil
+	}
+
+	p.mu.Lock()
+	p.segments = slices.Clone(p.segments[n:])
+	p.mu.Unlock()
+	// Oldest first, each removal durable before the next, so a crash leaves
+	// a shorter prefix removed, never a hole.
+	var errs []error
+	for _, s := range victims {
+		errs = append(errs, s.close(),
+			p.fsys.Remove(s.path),
+			p.fsys.Remove(strings.TrimSuffix(s.path, segmentSuffix)+indexSuffix),
+			p.fsys.SyncDir(p.dir))
+		p.deletedSegments.Add(1)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return n, fmt.Errorf("delete segments: %w", err)
+	}
+	return n, nil
+}
+
+// totalBytesLocked is the size of all segments. Called with mu held.
+func (p *Partition) totalBytesLocked() int64 {
+	var n int64
+	for _, s := range p.segments {
+		n += s.size
+	}
+	return n
+}
+
+// admit runs in the committer: it returns how many requests of group fit
+// under MaxBytes, deleting eligible segments first when needed.
+func (p *Partition) admit(group []*appendReq) int {
+	if p.opts.MaxBytes == 0 {
+		return len(group)
+	}
+	fits := func() int {
+		p.mu.RLock()
+		total := p.totalBytesLocked()
+		p.mu.RUnlock()
+		for i, r := range group {
+			total += int64(len(r.batch))
+			if total > p.opts.MaxBytes {
+				return i
+			}
+		}
+		return len(group)
+	}
+	n := fits()
+	if n < len(group) {
+		if _, err := p.deleteSegments(true); err != nil {
+			p.opts.Logger.Warn("log: retention could not delete segments", "dir", p.dir, "err", err)
+		}
+		n = fits()
+	}
+	return n
+}
