@@ -2,11 +2,13 @@ package app
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 
 	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/dag"
 	"github.com/weir-dev/weir/internal/runtime"
+	"github.com/weir-dev/weir/internal/state"
 )
 
 // Loaded is a pipeline that passed every load-time check: YAML, graph,
@@ -124,5 +126,32 @@ func (l *Loaded) RuntimeOptions() runtime.Options {
 		QueueEvents:     r.QueueEvents,
 		QueueBytes:      int(r.QueueBytes),
 		ShutdownTimeout: r.ShutdownTimeout,
+
+		CheckpointInterval: l.Config.State.CheckpointInterval,
 	}
 }
+
+// OpenState opens the pipeline's state store when the config names one, and
+// returns it as the runtime's StateStore (nil when checkpoints are off) with
+// a function that closes it.
+func (l *Loaded) OpenState(logger *slog.Logger) (runtime.StateStore, func() error, error) {
+	if l.Config.State.Dir == "" {
+		return nil, func() error { return nil }, nil
+	}
+	s, err := state.Open(l.Config.State.Dir, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return stateStore{s}, s.Close, nil
+}
+
+// stateStore adapts *state.Store to runtime.StateStore.
+type stateStore struct{ s *state.Store }
+
+func (a stateStore) Reader(node string) runtime.StateReader { return a.s.Reader(node) }
+func (a stateStore) Begin() runtime.StateTxn                { return stateTxn{a.s.Begin()} }
+func (a stateStore) Last() (uint64, bool)                   { return a.s.Last() }
+
+type stateTxn struct{ *state.Txn }
+
+func (t stateTxn) Writer(node string) runtime.StateWriter { return t.Txn.Writer(node) }

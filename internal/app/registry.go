@@ -12,6 +12,7 @@ import (
 	"github.com/weir-dev/weir/internal/connector/discard"
 	"github.com/weir-dev/weir/internal/connector/file"
 	"github.com/weir-dev/weir/internal/connector/generate"
+	"github.com/weir-dev/weir/internal/connector/logio"
 	"github.com/weir-dev/weir/internal/connector/stdio"
 	"github.com/weir-dev/weir/internal/dag"
 	"github.com/weir-dev/weir/internal/processor"
@@ -67,6 +68,12 @@ func Components() []Component {
 				}
 				return Builder{Input: func(env runtime.Env) (runtime.Input, error) { return stdio.NewStdin(c, env, os.Stdin) }}, errs
 			}},
+		{Kind: dag.Input, Type: "log", Summary: "records of weir's embedded durable log, replayed from committed or checkpointed positions",
+			Config: func() any { c := logio.DefaultInputConfig(); return &c },
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
+				c := *cfg.(*logio.InputConfig)
+				return Builder{Input: func(env runtime.Env) (runtime.Input, error) { return logio.NewInput(c, env) }}, validate(c.Validate(), n)
+			}},
 		{Kind: dag.Processor, Type: "filter", Summary: "keep the events for which an expression is true",
 			Config: func() any { return &processor.FilterConfig{} },
 			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
@@ -93,6 +100,12 @@ func Components() []Component {
 			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
 				c := *cfg.(*file.OutputConfig)
 				return Builder{Output: func(env runtime.Env) (runtime.Output, error) { return file.NewOutput(c, env) }}, validate(c.Validate(), n)
+			}},
+		{Kind: dag.Output, Type: "log", Summary: "append to weir's embedded durable log; acknowledged once durable",
+			Config: func() any { c := logio.DefaultOutputConfig(); return &c },
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
+				c := *cfg.(*logio.OutputConfig)
+				return Builder{Output: func(env runtime.Env) (runtime.Output, error) { return logio.NewOutput(c, env) }}, validate(c.LogConfig.Validate(), n)
 			}},
 		{Kind: dag.Output, Type: "discard", Summary: "count events and throw them away",
 			Config: func() any { c := discard.DefaultConfig(); return &c },

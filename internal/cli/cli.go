@@ -188,6 +188,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts := l.RuntimeOptions()
 	opts.Logger = logger
 	opts.Registerer = reg
+	store, closeStore, err := l.OpenState(logger)
+	if err != nil {
+		logger.Error("cannot open the state store", slog.Any("err", err))
+		return ExitFailure
+	}
+	defer func() {
+		if err := closeStore(); err != nil {
+			logger.Error("closing the state store", slog.Any("err", err))
+		}
+	}()
+	opts.Store = store
 	p, err := runtime.New(l.Graph, l.Factory(), opts)
 	if err != nil {
 		logger.Error("cannot start pipeline", slog.Any("err", err))

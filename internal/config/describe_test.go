@@ -88,7 +88,7 @@ func TestPipelineFields(t *testing.T) {
 	}
 	want := []string{"name", "control", "control.address", "logging", "logging.level", "logging.format", "status",
 		"runtime", "runtime.batch_size", "runtime.linger", "runtime.queue_events", "runtime.queue_bytes", "runtime.shutdown_timeout",
-		"inputs", "processors", "outputs"}
+		"state", "state.dir", "state.checkpoint_interval", "inputs", "processors", "outputs"}
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("PipelineFields = %v\nwant %v", names, want)
 	}

@@ -59,6 +59,7 @@ func Parse(file string, data []byte) (*Pipeline, error) {
 		Logging: spec.Logging,
 		Status:  spec.Status,
 		Runtime: spec.Runtime,
+		State:   spec.State,
 	}
 	if spec.Name != "" && !pipelineNameRe.MatchString(spec.Name) {
 		d.add(d.lookupField(root, "name"), "name", fmt.Sprintf("invalid pipeline name %q", spec.Name),

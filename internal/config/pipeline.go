@@ -18,6 +18,7 @@ type Pipeline struct {
 	Logging Logging
 	Status  string // auto, on or off: the live status line on a terminal
 	Runtime Runtime
+	State   State
 	// Nodes holds the inputs, then the processors, then the outputs, each
 	// in file order.
 	Nodes []*Node
@@ -182,9 +183,24 @@ type fileSpec struct {
 	Logging    Logging    `yaml:"logging" doc:"weir's own logs"`
 	Status     string     `yaml:"status" enum:"auto|on|off" default:"auto" doc:"live status line: auto shows it on a terminal"`
 	Runtime    Runtime    `yaml:"runtime" doc:"batching, queueing and shutdown"`
+	State      State      `yaml:"state" doc:"embedded state store and checkpoints"`
 	Inputs     *yaml.Node `yaml:"inputs" required:"true" doctype:"map of node" doc:"nodes that read events from outside the pipeline"`
 	Processors *yaml.Node `yaml:"processors" doctype:"map of node" doc:"nodes that transform events"`
 	Outputs    *yaml.Node `yaml:"outputs" required:"true" doctype:"map of node" doc:"nodes that write events out of the pipeline"`
+}
+
+// State configures the embedded state store and checkpoints.
+type State struct {
+	Dir                string        `yaml:"dir" default:"" doc:"directory of the embedded state store (Pebble); empty turns checkpoints off. With it, input positions, operator state (dedup) and output files are checkpointed together, and a restart resumes from the last checkpoint."`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval" default:"10s" doc:"how often a checkpoint is taken (and once at a clean stop)"`
+}
+
+// Validate checks the interval.
+func (s State) Validate() error {
+	if s.CheckpointInterval <= 0 {
+		return &Error{Field: "checkpoint_interval", Msg: "checkpoint_interval is " + s.CheckpointInterval.String(), Expected: "a duration greater than zero", Hint: "leave it out for the default, 10s"}
+	}
+	return nil
 }
 
 // DefaultRuntime returns the runtime settings of a file that sets none.
@@ -207,6 +223,7 @@ func defaultSpec() fileSpec {
 		Logging: Logging{Level: "info", Format: "text"},
 		Status:  "auto",
 		Runtime: DefaultRuntime(),
+		State:   State{CheckpointInterval: 10 * time.Second},
 	}
 }
 

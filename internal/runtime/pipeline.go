@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,12 @@ type Options struct {
 	ShutdownTimeout time.Duration // how long a graceful stop may drain; default 30s
 	Logger          *slog.Logger
 	Registerer      prometheus.Registerer // where metrics go; nil for none
+
+	// Store, when set, turns checkpoints on: every CheckpointInterval
+	// (default 10s) and once at a graceful stop, the state of every Stateful
+	// component goes into Store in one atomic write.
+	Store              StateStore
+	CheckpointInterval time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -47,6 +54,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 30 * time.Second
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = 10 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -66,6 +76,14 @@ type Pipeline struct {
 	stages []*StageStats
 	insts  []*instance
 	m      *metrics
+
+	// Checkpoints (nil ckpt: off). outputsLeft counts output instances
+	// that have not yet written everything; the last one to drain takes the
+	// final checkpoint — every event read is then written — and closes
+	// finalDone, which every output waits for before it closes.
+	ckpt        *coordinator
+	outputsLeft atomic.Int32
+	finalDone   chan struct{}
 }
 
 // New instantiates every node of g (Parallelism instances each) through f
@@ -73,6 +91,10 @@ type Pipeline struct {
 func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 	opts.setDefaults()
 	p := &Pipeline{g: g, opts: opts, log: opts.Logger.With(slog.String("pipeline", g.Name))}
+	if opts.Store != nil {
+		p.ckpt = newCoordinator(opts.Store, opts.CheckpointInterval, p.log, opts.Registerer)
+		p.finalDone = make(chan struct{})
+	}
 	nodeStats := make(map[*dag.Node]*NodeStats, len(g.Nodes))
 	nodeIndex := make(map[*dag.Node]int, len(g.Nodes))
 	for i, n := range g.Nodes {
@@ -154,15 +176,23 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 			}
 			inst.origin = nodeIndex[s.Head()]
 			env := Env{Pipeline: g.Name, Instance: i, Parallelism: s.Parallelism, BatchSize: opts.BatchSize, Linger: opts.Linger, Registerer: opts.Registerer,
-				DeferValidation: s.Head().Kind == dag.Input && deferValidation(s.Head())}
+				DeferValidation: s.Head().Kind == dag.Input && deferValidation(s.Head()), Checkpointing: p.ckpt != nil}
 			var err error
 			switch s.Head().Kind {
 			case dag.Input:
 				env.Node, env.Logger = s.Head().Name, p.log.With(slog.String("node", s.Head().Name))
 				inst.input, err = f.NewInput(s.Head(), env)
+				inst.outlet = &outlet{inst: inst}
+				if err == nil && p.ckpt != nil {
+					p.ckpt.add(s.Head().Name, inst.input, inst.outlet)
+				}
 			case dag.Output:
 				env.Node, env.Logger = s.Head().Name, p.log.With(slog.String("node", s.Head().Name))
 				inst.output, err = f.NewOutput(s.Head(), env)
+				p.outputsLeft.Add(1)
+				if err == nil && p.ckpt != nil {
+					p.ckpt.add(s.Head().Name, inst.output, nil)
+				}
 			default:
 				for _, n := range s.Nodes {
 					env.Node, env.Logger = n.Name, p.log.With(slog.String("node", n.Name))
@@ -172,6 +202,9 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 						break
 					}
 					inst.procs = append(inst.procs, proc)
+					if p.ckpt != nil {
+						p.ckpt.add(n.Name, proc, nil)
+					}
 				}
 			}
 			if err != nil {
@@ -196,6 +229,28 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 		inst.batchSeconds = p.m.batchSeconds.WithLabelValues(inst.stats.Name)
 	}
 	return p, nil
+}
+
+// outputDrained is called by an output instance that has written and
+// flushed everything it will ever receive. With checkpoints, the last one
+// takes the final checkpoint; every one waits for it before closing, so that
+// files are published by the checkpoint that covers them.
+func (p *Pipeline) outputDrained(ctx context.Context) error {
+	if p.ckpt == nil {
+		return nil
+	}
+	if p.outputsLeft.Add(-1) == 0 {
+		defer close(p.finalDone)
+		if err := p.ckpt.checkpoint(ctx); err != nil {
+			return fmt.Errorf("final %w", err)
+		}
+		return nil
+	}
+	select {
+	case <-p.finalDone:
+	case <-ctx.Done():
+	}
+	return nil
 }
 
 // deferValidation reports whether input n may leave the JSON check of its
@@ -294,6 +349,23 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		case <-stopped:
 		}
 	}()
+	if p.ckpt != nil {
+		if err := p.ckpt.restore(ctx); err != nil {
+			return err
+		}
+		wg.Go(func() {
+			ckptCtx, cancel := context.WithCancel(runCtx)
+			defer cancel()
+			go func() {
+				select {
+				case <-p.finalDone:
+					cancel()
+				case <-ckptCtx.Done():
+				}
+			}()
+			p.ckpt.run(ckptCtx, fail)
+		})
+	}
 	for _, inst := range p.insts {
 		wg.Go(func() {
 			if err := inst.run(runCtx, inputCtx); err != nil {

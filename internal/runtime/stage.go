@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +20,8 @@ type instance struct {
 	idx   int
 	stats *StageStats
 
-	queue *Queue // input queue; nil for inputs
+	queue  *Queue  // input queue; nil for inputs
+	outlet *outlet // for inputs
 
 	input  Input
 	procs  []Processor
@@ -122,9 +124,25 @@ func (inst *instance) flushDeadLetters(ctx context.Context) error {
 type outlet struct {
 	inst *instance
 	ctx  context.Context // the run context: a batch handed to Emit is delivered even while the input is being stopped
+	// atGate counts Emit and Reject calls waiting for the checkpoint gate.
+	atGate atomic.Int32
+}
+
+// enter passes the checkpoint gate (when checkpoints are on); the caller
+// calls the returned function when done.
+func (o *outlet) enter() func() {
+	c := o.inst.p.ckpt
+	if c == nil {
+		return func() {}
+	}
+	o.atGate.Add(1)
+	c.gate.RLock()
+	o.atGate.Add(-1)
+	return c.gate.RUnlock
 }
 
 func (o *outlet) Emit(_ context.Context, b *event.Batch) error {
+	defer o.enter()()
 	n := uint64(len(b.Events))
 	if b.Born == 0 {
 		b.Born = time.Now().UnixNano()
@@ -141,12 +159,14 @@ func (o *outlet) Emit(_ context.Context, b *event.Batch) error {
 }
 
 func (o *outlet) Reject(_ context.Context, e event.Event, err error) error {
+	defer o.enter()()
 	o.inst.nodes[0].In.Add(1)
 	return o.inst.handlers[0].handle(o.ctx, &e, err)
 }
 
 func (inst *instance) runInput(runCtx, inputCtx context.Context) error {
-	o := &outlet{inst: inst, ctx: runCtx}
+	o := inst.outlet
+	o.ctx = runCtx
 	err := inst.input.Run(inputCtx, o)
 	if ferr := inst.flushDeadLetters(runCtx); err == nil {
 		err = ferr
@@ -348,7 +368,10 @@ func (inst *instance) runOutput(ctx context.Context) (err error) {
 				}
 				continue
 			case Drained:
-				return flush()
+				if err := flush(); err != nil {
+					return err
+				}
+				return inst.p.outputDrained(ctx)
 			case Cancelled:
 				for _, pb := range pending {
 					pb.Release()

@@ -57,9 +57,13 @@ type Stateful interface {
 	Committed(ctx context.Context, id uint64) error
 }
 
-// Drainer is implemented by replayable inputs. WaitAcked blocks until every
-// event the input has emitted so far is acknowledged (or ctx ends); the
-// coordinator calls it while Emit is blocked, so the wait ends.
+// Drainer is implemented by replayable inputs. InFlight is the number of
+// batches the input has registered for acknowledgement — handed to Emit, or
+// about to be — whose events are not all acknowledged yet. An input
+// registers a batch before calling Emit (its acknowledgement may come before
+// Emit returns). The coordinator, holding the gate, waits until every
+// in-flight batch of the input is one blocked at the gate: everything
+// emitted is then acknowledged, and what is blocked is not part of the cut.
 type Drainer interface {
-	WaitAcked(ctx context.Context) error
+	InFlight() int
 }

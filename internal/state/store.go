@@ -1,0 +1,338 @@
+// Package state is weir's embedded state store: one Pebble database per
+// process holding every stateful component's checkpointed state (input
+// positions, dedup sets, open output files, and later windows and joins) and
+// the record of completed checkpoints.
+//
+// A checkpoint is one Pebble batch committed with fsync: either all of its
+// components' writes and its checkpoint record are durable, or none is. The
+// store only ever holds completed checkpoints; reading it is reading the last
+// one.
+//
+// Key layout (all keys start with a one-byte tag):
+//
+//	"s" 0x00 <node> 0x00 <component key>   component state, per node
+//	"m" 0x00 "last"                        the last completed checkpoint (JSON)
+//	"h" 0x00 <id, 8 bytes big-endian>      history of completed checkpoints (JSON)
+//
+// Threading: a Store is safe for concurrent use. A Txn is used by one
+// goroutine.
+package state
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// History is how many completed checkpoints the store remembers.
+const History = 100
+
+// Checkpoint describes one completed checkpoint.
+type Checkpoint struct {
+	ID uint64 `json:"id"`
+	// Time is when the checkpoint was committed.
+	Time time.Time `json:"time"`
+	// Bytes is the size of the checkpoint's write batch.
+	Bytes int `json:"bytes"`
+	// Duration is how long taking it took, from the start of the drain to
+	// the end of the synced write.
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Store is the Pebble-backed state store.
+type Store struct {
+	db  *pebble.DB
+	dir string
+
+	mu   sync.Mutex
+	last Checkpoint
+	has  bool
+}
+
+// Open opens (creating if needed) the store in dir. Pebble locks the
+// directory: a second process opening it fails.
+func Open(dir string, logger *slog.Logger) (*Store, error) {
+	return open(dir, logger, vfs.Default)
+}
+
+func open(dir string, logger *slog.Logger, fs vfs.FS) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts := &pebble.Options{
+		FS:     fs,
+		Logger: pebbleLogger{logger.With(slog.String("component", "state"))},
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("state: open %s: %w", dir, err)
+	}
+	s := &Store{db: db, dir: dir}
+	v, closer, err := db.Get(lastKey)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		_ = db.Close()
+		return nil, fmt.Errorf("state: read last checkpoint: %w", err)
+	default:
+		err = json.Unmarshal(v, &s.last)
+		_ = closer.Close()
+		if err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("state: last checkpoint record is damaged: %w", err)
+		}
+		s.has = true
+	}
+	return s, nil
+}
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Close closes the database.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("state: close: %w", err)
+	}
+	return nil
+}
+
+// Last returns the ID of the last completed checkpoint.
+func (s *Store) Last() (uint64, bool) {
+	c, ok := s.LastCheckpoint()
+	return c.ID, ok
+}
+
+// LastCheckpoint returns the last completed checkpoint.
+func (s *Store) LastCheckpoint() (Checkpoint, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last, s.has
+}
+
+// List returns the remembered checkpoints, oldest first.
+func (s *Store) List() ([]Checkpoint, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: histPrefix, UpperBound: prefixEnd(histPrefix)})
+	if err != nil {
+		return nil, fmt.Errorf("state: list: %w", err)
+	}
+	defer func() { _ = it.Close() }()
+	var out []Checkpoint
+	for it.First(); it.Valid(); it.Next() {
+		var c Checkpoint
+		if err := json.Unmarshal(it.Value(), &c); err != nil {
+			return nil, fmt.Errorf("state: checkpoint record %x is damaged: %w", it.Key(), err)
+		}
+		out = append(out, c)
+	}
+	return out, it.Error()
+}
+
+var (
+	lastKey    = []byte("m\x00last")
+	histPrefix = []byte("h\x00")
+)
+
+func nsPrefix(node string) []byte {
+	b := make([]byte, 0, len(node)+3)
+	b = append(b, 's', 0)
+	b = append(b, node...)
+	return append(b, 0)
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// Reader reads node's state as of the last completed checkpoint.
+func (s *Store) Reader(node string) *Reader {
+	return &Reader{db: s.db, prefix: nsPrefix(node)}
+}
+
+// Reader reads one node's state. It implements runtime.StateReader.
+type Reader struct {
+	db     *pebble.DB
+	prefix []byte
+}
+
+// Get returns the value of key.
+func (r *Reader) Get(key []byte) ([]byte, bool, error) {
+	v, closer, err := r.db.Get(append(bytes.Clone(r.prefix), key...))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("state: get: %w", err)
+	}
+	out := bytes.Clone(v)
+	_ = closer.Close()
+	return out, true, nil
+}
+
+// Scan calls fn for every key in [start, end) of the node's key space; a
+// nil end means to its end.
+func (r *Reader) Scan(start, end []byte, fn func(key, value []byte) error) error {
+	lo := append(bytes.Clone(r.prefix), start...)
+	hi := prefixEnd(r.prefix)
+	if end != nil {
+		hi = append(bytes.Clone(r.prefix), end...)
+	}
+	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("state: scan: %w", err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if err := fn(it.Key()[len(r.prefix):], it.Value()); err != nil {
+			_ = it.Close()
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		_ = it.Close()
+		return fmt.Errorf("state: scan: %w", err)
+	}
+	return it.Close()
+}
+
+// Begin starts the write batch of a checkpoint.
+func (s *Store) Begin() *Txn {
+	return &Txn{s: s, b: s.db.NewBatch(), start: time.Now()}
+}
+
+// Txn collects one checkpoint's writes.
+type Txn struct {
+	s     *Store
+	b     *pebble.Batch
+	start time.Time
+	key   []byte
+	err   error
+}
+
+// Writer returns the writer of node's key space in this checkpoint.
+func (t *Txn) Writer(node string) *Writer {
+	return &Writer{t: t, prefix: nsPrefix(node)}
+}
+
+// Commit writes the checkpoint record and the batch atomically, with
+// fsync, as checkpoint id.
+func (t *Txn) Commit(id uint64) error {
+	if t.err != nil {
+		t.Abort()
+		return t.err
+	}
+	c := Checkpoint{ID: id, Time: time.Now().UTC(), Bytes: len(t.b.Repr()), Duration: time.Since(t.start)}
+	rec, err := json.Marshal(c)
+	if err != nil {
+		t.Abort()
+		return err
+	}
+	var hk [10]byte
+	copy(hk[:], histPrefix)
+	binary.BigEndian.PutUint64(hk[2:], id)
+	_ = t.b.Set(lastKey, rec, nil)
+	_ = t.b.Set(hk[:], rec, nil)
+	if id > History {
+		var old [10]byte
+		copy(old[:], histPrefix)
+		binary.BigEndian.PutUint64(old[2:], id-History+1)
+		_ = t.b.DeleteRange(histPrefix, old[:], nil)
+	}
+	err = t.b.Commit(pebble.Sync)
+	_ = t.b.Close()
+	t.b = nil
+	if err != nil {
+		return fmt.Errorf("state: commit checkpoint %d: %w", id, err)
+	}
+	t.s.mu.Lock()
+	t.s.last, t.s.has = c, true
+	t.s.mu.Unlock()
+	return nil
+}
+
+// Size is the number of bytes the checkpoint writes so far.
+func (t *Txn) Size() int {
+	if t.b == nil {
+		return 0
+	}
+	return len(t.b.Repr())
+}
+
+// Abort discards the batch.
+func (t *Txn) Abort() {
+	if t.b != nil {
+		_ = t.b.Close()
+		t.b = nil
+	}
+}
+
+// Writer writes one node's state into a checkpoint. It implements
+// runtime.StateWriter.
+type Writer struct {
+	t      *Txn
+	prefix []byte
+}
+
+func (w *Writer) k(key []byte) []byte {
+	w.t.key = append(append(w.t.key[:0], w.prefix...), key...)
+	return w.t.key
+}
+
+// Set sets key to value.
+func (w *Writer) Set(key, value []byte) error {
+	return w.t.check(w.t.b.Set(w.k(key), value, nil))
+}
+
+// Delete deletes key.
+func (w *Writer) Delete(key []byte) error {
+	return w.t.check(w.t.b.Delete(w.k(key), nil))
+}
+
+// DeleteRange deletes the keys in [start, end); a nil end means to the end
+// of the node's key space.
+func (w *Writer) DeleteRange(start, end []byte) error {
+	lo := append(bytes.Clone(w.prefix), start...)
+	hi := prefixEnd(w.prefix)
+	if end != nil {
+		hi = append(bytes.Clone(w.prefix), end...)
+	}
+	return w.t.check(w.t.b.DeleteRange(lo, hi, nil))
+}
+
+func (t *Txn) check(err error) error {
+	if err != nil && t.err == nil {
+		t.err = fmt.Errorf("state: write: %w", err)
+	}
+	return err
+}
+
+// pebbleLogger sends Pebble's logs to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...))
+	panic(fmt.Sprintf(format, args...))
+}
