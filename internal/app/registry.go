@@ -105,7 +105,7 @@ func Components() []Component {
 			Config: func() any { c := logio.DefaultOutputConfig(); return &c },
 			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
 				c := *cfg.(*logio.OutputConfig)
-				return Builder{Output: func(env runtime.Env) (runtime.Output, error) { return logio.NewOutput(c, env) }}, validate(c.LogConfig.Validate(), n)
+				return Builder{Output: func(env runtime.Env) (runtime.Output, error) { return logio.NewOutput(c, env) }}, validate(c.Validate(), n)
 			}},
 		{Kind: dag.Output, Type: "discard", Summary: "count events and throw them away",
 			Config: func() any { c := discard.DefaultConfig(); return &c },
