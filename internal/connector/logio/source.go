@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/weir-dev/weir/internal/connector/lines"
@@ -40,8 +41,6 @@ type Source struct {
 	log   *slog.Logger
 	parts []*partSource
 	wake  <-chan struct{}
-
-	restored bool
 }
 
 type partSource struct {
@@ -50,8 +49,9 @@ type partSource struct {
 	next int64 // the next offset to read
 	prog lines.Progress
 	// start is the position the partition was started from: the committed
-	// position before any batch completes.
-	start int64
+	// position before any batch completes. Atomic: Lag reads it from
+	// request goroutines.
+	start atomic.Int64
 	// logged is the offset last committed to the log.
 	logged int64
 	// snap is the position recorded by the last Snapshot.
@@ -78,7 +78,9 @@ func NewSource(sh *Shared, opts SourceOptions, env runtime.Env) (*Source, error)
 	}
 	par := max(env.Parallelism, 1)
 	for id := env.Instance; id < sh.Log.Partitions(); id += par {
-		s.parts = append(s.parts, &partSource{id: id, p: sh.Log.Partition(id)})
+		ps := &partSource{id: id, p: sh.Log.Partition(id)}
+		s.startFresh(ps, env.Checkpointing)
+		s.parts = append(s.parts, ps)
 	}
 	if len(s.parts) == 0 {
 		s.log.Warn("more input instances than log partitions: this instance reads nothing",
@@ -102,8 +104,7 @@ func (s *Source) Restore(_ context.Context, r runtime.StateReader) error {
 			return err
 		}
 		if !ok {
-			s.startFresh(ps, true)
-			continue
+			continue // as set by NewSource
 		}
 		if len(v) != 8 {
 			return fmt.Errorf("partition %d: checkpointed position has %d bytes, want 8", ps.id, len(v))
@@ -114,14 +115,15 @@ func (s *Source) Restore(_ context.Context, r runtime.StateReader) error {
 		}
 		ps.setStart(off)
 	}
-	s.restored = true
 	return nil
 }
 
-// startFresh positions a partition with no checkpointed position: at the
-// reader's commit in the log when allowed, else at the configured start.
-func (s *Source) startFresh(ps *partSource, fromCheckpointMode bool) {
-	if !fromCheckpointMode {
+// startFresh positions a partition with no checkpointed position. Without
+// checkpoints it resumes at the reader's commit in the log; with them (the
+// checkpoint, not the log commit, is the truth) and for a new reader it
+// starts as configured.
+func (s *Source) startFresh(ps *partSource, checkpointing bool) {
+	if !checkpointing {
 		if off, ok := ps.p.Committed()[s.opts.Reader]; ok {
 			ps.setStart(off)
 			return
@@ -135,7 +137,8 @@ func (s *Source) startFresh(ps *partSource, fromCheckpointMode bool) {
 }
 
 func (ps *partSource) setStart(off int64) {
-	ps.next, ps.start, ps.logged, ps.snap = off, off, off, off
+	ps.next, ps.logged, ps.snap = off, off, off
+	ps.start.Store(off)
 }
 
 // committed is the offset below which every emitted record is acknowledged.
@@ -143,18 +146,11 @@ func (ps *partSource) committed() int64 {
 	if c := ps.prog.Committed(); c.Source != "" {
 		return c.Offset
 	}
-	return ps.start
+	return ps.start.Load()
 }
 
 // Run reads until ctx ends.
 func (s *Source) Run(ctx context.Context, out runtime.Outlet) error {
-	if !s.restored {
-		// No checkpoints: resume from what this reader committed.
-		for _, ps := range s.parts {
-			s.startFresh(ps, false)
-		}
-		s.restored = true
-	}
 	if len(s.parts) == 0 {
 		<-ctx.Done()
 		return nil
