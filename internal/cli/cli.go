@@ -40,6 +40,8 @@ Usage:
   weir validate FILE    check FILE and report every problem with its position
   weir graph [-format text|dot] FILE
                         print the pipeline's dataflow graph
+  weir log inspect|dump|tail DIR
+                        inspect or print a log directory (weir log help)
   weir version          print the version
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
@@ -59,6 +61,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return cmdValidate(args[1:], stdout, stderr)
 	case "graph":
 		return cmdGraph(args[1:], stdout, stderr)
+	case "log":
+		return cmdLog(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "weir", versionString())
 		return ExitOK

@@ -26,10 +26,19 @@
 //     write of the last segment (nothing valid after it, or only batches of
 //     that same write, which a power loss may persist out of order), which
 //     only an unacknowledged write can leave — and reports it in
-//     Metrics().Recovery. Any other damage (a bad CRC or header followed by valid data, missing
-//     or overlapping offsets, a missing segment) is a *CorruptionError
-//     naming the segment, offsets and bytes affected; nothing is truncated.
-//     Reads check every batch's CRC and report damage the same way.
+//     Metrics().Recovery. Any other damage (a bad CRC or header followed by
+//     valid data, missing or overlapping offsets, a missing segment at
+//     either end or in the middle) is a *CorruptionError naming the
+//     segment, offsets and bytes affected; Open then changes nothing in the
+//     directory, and fails the same way every time. Open checks sealed
+//     segments cheaply (their first headers and those after the last index
+//     entry); reads check every batch's CRC and report damage the same way,
+//     after the records before it.
+//   - Power loss: with DurabilityFsync, every file an acknowledged append or
+//     commit depends on — a new segment, the meta file, the readers file —
+//     has been fsynced and its directory entry made durable first. Tests
+//     prove it with SyncRecordEnv and CutToSynced, which replay what a power
+//     loss would leave.
 //
 // # Retention
 //
@@ -43,6 +52,10 @@
 // full, RetainBytes and RetainTime yield; readers' commits never do.
 //
 // A Log is N partitions in subdirectories 0..N-1 of one directory.
+//
+// Reading without opening: a Reader (OpenReader) reads a partition that
+// another process may be writing. It takes no lock and writes nothing; a
+// torn or in-progress write at the end is where its reading stops.
 //
 // Limitation: damage to a fully fsynced last write (say, a page zeroed
 // later by the disk) cannot be told apart from a torn write and is
@@ -60,5 +73,7 @@
 // commit). Reads run in the caller's goroutine on a snapshot of the
 // published state and never block the committer for longer than the
 // snapshot takes. Records returned by reads own their bytes. Only one
-// process may open a partition directory at a time (not yet enforced).
+// Partition may be open on a directory at a time, across processes: Open
+// takes an flock on the LOCK file in it (released by the kernel even on a
+// crash) and a second Open fails with ErrLocked.
 package log

@@ -26,26 +26,37 @@ var (
 	// written, nothing was dropped; retry after readers commit (HTTP 503
 	// with Retry-After).
 	ErrFull = errors.New("log: partition full")
+	// ErrLocked is returned by Open when another process (or another Open
+	// in this one) has the partition directory open. Only one writer may
+	// open a partition; OpenReader reads without the lock.
+	ErrLocked = errors.New("log: partition directory locked")
 )
 
 // CorruptionError reports damaged data that is not a torn tail: bytes that
 // were acknowledged (or were followed by acknowledged data) and no longer
-// read back. The log never truncates such data away; an operator decides:
-// restore the segment from a backup, or accept the loss by moving the
-// segment (and every later one) aside after copying out what is readable.
+// read back, or a segment file that is missing. The log never truncates such
+// data away; an operator decides: restore the segment from a backup, or
+// accept the loss (docs/log.md says how).
 type CorruptionError struct {
-	// Segment is the path of the damaged segment file.
+	// Segment is the path of the damaged segment file, or of the missing
+	// one (which then does not exist).
 	Segment string
 	// FirstOffset and EndOffset bound the affected records:
-	// [FirstOffset, EndOffset).
+	// [FirstOffset, EndOffset). EndOffset is -1 when the end is unknown:
+	// segments are missing at the end of the partition.
 	FirstOffset, EndOffset int64
 	// Pos and EndPos bound the damaged bytes in Segment: [Pos, EndPos).
+	// Both are 0 for a missing segment.
 	Pos, EndPos int64
 	// Reason says what was found.
 	Reason string
 }
 
 func (e *CorruptionError) Error() string {
-	return fmt.Sprintf("log: corrupt segment %q: offsets [%d, %d) at bytes [%d, %d): %s",
-		e.Segment, e.FirstOffset, e.EndOffset, e.Pos, e.EndPos, e.Reason)
+	end := "end of partition"
+	if e.EndOffset >= 0 {
+		end = fmt.Sprint(e.EndOffset)
+	}
+	return fmt.Sprintf("log: corrupt segment %q: offsets [%d, %s) at bytes [%d, %d): %s",
+		e.Segment, e.FirstOffset, end, e.Pos, e.EndPos, e.Reason)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"math/bits"
 	"time"
 )
 
@@ -244,6 +245,10 @@ func (d *decoder) uvarint() uint64 {
 		d.fail("bad uvarint")
 		return 0
 	}
+	if n != uvarintLen(v) {
+		d.fail("uvarint not in its shortest form")
+		return 0
+	}
 	d.b = d.b[n:]
 	return v
 }
@@ -257,8 +262,19 @@ func (d *decoder) varint() int64 {
 		d.fail("bad varint")
 		return 0
 	}
+	if n != uvarintLen(uint64(v<<1)^uint64(v>>63)) {
+		d.fail("varint not in its shortest form")
+		return 0
+	}
 	d.b = d.b[n:]
 	return v
+}
+
+// uvarintLen is the length of the shortest encoding of v, the only one a
+// valid batch uses: one byte sequence per batch keeps decode(encode(x)) and
+// encode(decode(b)) exact inverses.
+func uvarintLen(v uint64) int {
+	return max(1, (bits.Len64(v)+6)/7)
 }
 
 // bytes reads a varint length (-1 = nil) and that many bytes.

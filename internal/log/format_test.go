@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"reflect"
 	"testing"
 	"time"
 )
@@ -97,13 +96,26 @@ func FuzzDecodeBatch(f *testing.F) {
 		if int64(len(recs)) != h.count {
 			t.Fatalf("%d records, header says %d", len(recs), h.count)
 		}
-		// A valid batch re-encodes to the same bytes.
-		again, _ := encodeBatch(nil, recs, 0)
-		sealBatch(again, h.base, h.base)
-		if !reflect.DeepEqual(again, data) {
+		// A valid batch re-encodes to the same bytes: one encoding per batch.
+		again := reencode(recs, h)
+		if !bytes.Equal(again, data) {
 			t.Fatalf("re-encoding differs:\n%x\n%x", again, data)
 		}
+		recs2, h2, err := decodeBatch(again, nil)
+		if err != nil || h2 != h {
+			t.Fatalf("re-encoded batch: header %+v, %v; want %+v", h2, err, h)
+		}
+		assertRecords(t, recs2, recs)
 	})
+}
+
+// reencode encodes decoded records again as the batch h described. A
+// record whose timestamp is the zero time keeps it (encodeBatch stamps a
+// zero Timestamp with its now).
+func reencode(recs []Record, h batchHeader) []byte {
+	b, _ := encodeBatch(nil, recs, time.Time{}.UnixMilli())
+	sealBatch(b, h.base, h.write)
+	return b
 }
 
 // FuzzDecodeRecords fuzzes the record decoder behind a valid header and
@@ -129,6 +141,9 @@ func FuzzDecodeRecords(f *testing.F) {
 		}
 		if int64(len(recs)) != h.count {
 			t.Fatalf("%d records, header says %d", len(recs), h.count)
+		}
+		if again := reencode(recs, h); !bytes.Equal(again[headerSize:], payload) {
+			t.Fatalf("re-encoded payload differs:\n%x\n%x", again[headerSize:], payload)
 		}
 	})
 }

@@ -127,3 +127,5 @@ var t0 = time.UnixMilli(1_700_000_000_000)
 func segPath(dir string, base int64) string {
 	return filepath.Join(dir, segmentName(base)+segmentSuffix)
 }
+
+func msec(i int) time.Duration { return time.Duration(i) * time.Millisecond }

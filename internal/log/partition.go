@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,8 @@ type Partition struct {
 	opts     Options
 	fsys     fileSystem
 	recovery Recovery
+	// lock holds the partition's LOCK file (flock) until Close.
+	lock *os.File
 
 	reqs chan *appendReq
 	done chan struct{}
@@ -79,6 +82,9 @@ type Partition struct {
 	readers   map[string]int64
 	// retainMu serializes segment deletion.
 	retainMu sync.Mutex
+	// metaMu guards meta and writes of the meta file (rolls, retention).
+	metaMu sync.Mutex
+	meta   partitionMeta
 
 	appends, records, writes, syncs, bytes, deletedSegments, full atomic.Uint64
 
@@ -98,9 +104,11 @@ type appendReq struct {
 
 // Open opens the partition in dir, creating it if needed, and recovers it:
 // a torn tail is truncated and reported in Metrics().Recovery; other damage
-// is returned as a *CorruptionError and the partition is not opened.
+// is returned as a *CorruptionError and the partition is not opened (and
+// nothing in it is changed). Only one Open of a directory may be live at a
+// time, across processes: another fails with ErrLocked.
 func Open(dir string, opts Options) (*Partition, error) {
-	return open(dir, opts, osFS{})
+	return open(dir, opts, recordSyncsFromEnv(osFS{}))
 }
 
 func open(dir string, opts Options, fsys fileSystem) (*Partition, error) {
@@ -108,29 +116,31 @@ func open(dir string, opts Options, fsys fileSystem) (*Partition, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirDurable(fsys, dir); err != nil {
 		return nil, fmt.Errorf("create partition directory: %w", err)
 	}
-	bases, err := listSegments(fsys, dir)
+	lock, err := lockDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("list partition directory: %w", err)
+		return nil, err
 	}
 	p := &Partition{
 		dir:      dir,
 		opts:     opts,
 		fsys:     fsys,
-		recovery: Recovery{Segments: len(bases), TruncatedAt: -1},
+		lock:     lock,
+		recovery: Recovery{TruncatedAt: -1},
 		reqs:     make(chan *appendReq, opts.QueueDepth),
 		done:     make(chan struct{}),
 	}
 	err = p.loadReaders()
 	if err == nil {
-		err = p.recover(bases)
+		err = p.recover()
 	}
 	if err != nil {
 		for _, s := range p.segments {
 			_ = s.close()
 		}
+		_ = lock.Close()
 		return nil, err
 	}
 	last := p.segments[len(p.segments)-1]
@@ -143,41 +153,78 @@ func open(dir string, opts Options, fsys fileSystem) (*Partition, error) {
 	return p, nil
 }
 
-func (p *Partition) recover(bases []int64) error {
-	if len(bases) == 0 {
+// recover checks every segment first and changes nothing unless all of
+// them check out; then it truncates a torn tail, rewrites unusable
+// indexes and the meta file.
+func (p *Partition) recover() error {
+	ps := &partitionScan{fsys: p.fsys, dir: p.dir, mode: modeWrite, interval: p.opts.IndexIntervalBytes}
+	err := ps.update()
+	if err == nil && ps.damage != nil {
+		err = ps.damage
+	}
+	if err != nil {
+		_ = ps.close()
+		return err
+	}
+	if len(ps.segs) == 0 {
 		s, err := p.createSegment(0)
 		if err != nil {
 			return err
 		}
 		p.segments = append(p.segments, s)
 		p.recovery.Segments = 1
-		return nil
+		p.meta = partitionMeta{}
+		return writeMeta(p.fsys, p.dir, p.meta)
 	}
-	for _, b := range bases {
-		s, err := openSegment(p.fsys, p.dir, b, false)
-		if err != nil {
-			return err
+	for _, sc := range ps.segs {
+		sc.st.apply(sc.s)
+		p.segments = append(p.segments, sc.s)
+	}
+	n := len(ps.segs)
+	p.recovery.Segments = n
+	for _, sc := range ps.segs[:n-1] {
+		if sc.rebuilt {
+			p.recovery.IndexesRebuilt++
+			if err := sc.s.rewriteSealedIndex(p.fsys); err != nil {
+				return err
+			}
 		}
-		p.segments = append(p.segments, s)
 	}
-	n := len(p.segments)
-	for i, s := range p.segments[:n-1] {
-		if err := recoverSealed(s, bases[i+1], p.opts.IndexIntervalBytes, &p.recovery); err != nil {
-			return err
+	last := ps.segs[n-1].s
+	if ps.torn >= 0 {
+		if err := last.f.Truncate(ps.torn); err != nil {
+			return fmt.Errorf("truncate torn tail of %q at %d: %w", last.path, ps.torn, err)
 		}
+		if err := last.f.Sync(); err != nil {
+			return fmt.Errorf("sync segment %q: %w", last.path, err)
+		}
+		p.recovery.TornTails++
+		p.recovery.TruncatedBytes = last.size - ps.torn
+		p.recovery.TruncatedAt = ps.torn
+		last.size = ps.torn
 	}
-	return recoverLast(p.segments[n-1], p.opts.IndexIntervalBytes, &p.recovery)
+	p.recovery.IndexesRebuilt++
+	if err := last.createIndex(p.fsys); err != nil {
+		return err
+	}
+	// start stays where the meta file had it: segments before it are left
+	// from an interrupted deletion.
+	want := partitionMeta{start: p.segments[0].base, active: last.base}
+	if ps.metaOK {
+		want.start = ps.meta.start
+	}
+	p.meta = want
+	if !ps.metaOK || ps.meta != want {
+		return writeMeta(p.fsys, p.dir, want)
+	}
+	return nil
 }
 
 // createSegment creates an empty segment and its index and makes the
 // directory entries durable.
 func (p *Partition) createSegment(base int64) (*segment, error) {
-	s, err := openSegment(p.fsys, p.dir, base, true)
+	s, err := openSegment(p.fsys, p.dir, base, modeCreate)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.writeIndex(nil); err != nil {
-		_ = s.close()
 		return nil, err
 	}
 	if err := p.fsys.SyncDir(p.dir); err != nil {
@@ -396,6 +443,25 @@ func (p *Partition) roll(old *segment) (*segment, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The meta file names the new segment before anything is written to
+	// it, so losing the file later is detected.
+	p.metaMu.Lock()
+	m := p.meta
+	m.active = s.base
+	err = writeMeta(p.fsys, p.dir, m)
+	if err == nil {
+		p.meta = m
+	}
+	p.metaMu.Unlock()
+	if err != nil {
+		_ = s.close()
+		return nil, err
+	}
+	if err := old.idx.Close(); err != nil {
+		_ = s.close()
+		return nil, fmt.Errorf("close index of %q: %w", old.path, err)
+	}
+	old.idx = nil
 	p.mu.Lock()
 	p.segments = append(p.segments, s)
 	p.mu.Unlock()
@@ -429,6 +495,8 @@ func (p *Partition) Close() error {
 		errs = append(errs, s.close())
 	}
 	p.filesClosed = true
+	// Last: the lock guards the files until they are closed.
+	errs = append(errs, p.lock.Close())
 	return errors.Join(errs...)
 }
 

@@ -61,22 +61,32 @@ func (p *Partition) ReadFrom(offset int64, maxBytes int) ([]Record, int64, error
 	if err != nil || offset == hw {
 		return nil, offset, err
 	}
-	var out []Record
+	out, next, expect, err := readViews(vs, offset, maxBytes)
+	if err != nil {
+		err = p.deletedUnder(err, expect)
+	}
+	return out, next, err
+}
+
+// readViews reads records from offset on out of vs, as ReadFrom describes.
+// On error, expect is the offset of the batch that failed.
+func readViews(vs []segmentView, offset int64, maxBytes int) (out []Record, next, expect int64, err error) {
 	total := 0
 	for vi, v := range vs {
-		pos, expect := int64(0), v.s.base
+		pos := int64(0)
+		expect = v.s.base
 		if vi == 0 {
 			pos, expect = v.locate(offset)
 		}
 		for pos < v.size {
 			h, buf, err := v.readBatch(pos, expect)
 			if err != nil {
-				return out, offset, p.deletedUnder(err, expect)
+				return out, offset, expect, err
 			}
 			if h.next() > offset {
 				recs, _, err := decodeBatch(buf, nil)
 				if err != nil {
-					return out, offset, v.corruption(pos, expect, err)
+					return out, offset, expect, v.corruption(pos, expect, err)
 				}
 				for i := range recs {
 					r := &recs[i]
@@ -85,7 +95,7 @@ func (p *Partition) ReadFrom(offset int64, maxBytes int) ([]Record, int64, error
 					}
 					sz := recordSize(r)
 					if len(out) > 0 && total+sz > maxBytes {
-						return out, r.Offset, nil
+						return out, r.Offset, expect, nil
 					}
 					out = append(out, *r)
 					total += sz
@@ -96,7 +106,7 @@ func (p *Partition) ReadFrom(offset int64, maxBytes int) ([]Record, int64, error
 			pos += h.size()
 		}
 	}
-	return out, offset, nil
+	return out, offset, expect, nil
 }
 
 // readBatch reads the batch at pos, which must start at offset expect.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -116,26 +115,7 @@ func (p *Partition) writeReaders(readers map[string]int64) error {
 	for _, k := range names {
 		fmt.Fprintf(&b, "%s %d\n", k, readers[k])
 	}
-	path := filepath.Join(p.dir, readersFile)
-	tmp := path + ".tmp"
-	f, err := p.fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("write readers file: %w", err)
-	}
-	_, err = f.WriteAt(b.Bytes(), 0)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = p.fsys.Rename(tmp, path)
-	}
-	if err == nil {
-		err = p.fsys.SyncDir(p.dir)
-	}
-	if err != nil {
+	if err := replaceFile(p.fsys, p.dir, readersFile, b.Bytes()); err != nil {
 		return fmt.Errorf("write readers file: %w", err)
 	}
 	return nil
@@ -143,23 +123,24 @@ func (p *Partition) writeReaders(readers map[string]int64) error {
 
 // loadReaders reads the readers file, if any.
 func (p *Partition) loadReaders() error {
-	path := filepath.Join(p.dir, readersFile)
-	f, err := p.fsys.OpenFile(path, os.O_RDONLY, 0)
-	if errors.Is(err, os.ErrNotExist) {
-		p.readers = map[string]int64{}
-		return nil
+	readers, err := readReaders(p.fsys, p.dir)
+	if err != nil {
+		return err
+	}
+	p.readers = readers
+	return nil
+}
+
+// readReaders parses the readers file of the partition in dir; no file
+// means no readers.
+func readReaders(fsys fileSystem, dir string) (map[string]int64, error) {
+	path := filepath.Join(dir, readersFile)
+	buf, err := readFile(fsys, path)
+	if isNotExist(err) {
+		return map[string]int64{}, nil
 	}
 	if err != nil {
-		return fmt.Errorf("read readers file: %w", err)
-	}
-	defer func() { _ = f.Close() }() // read-only
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("read readers file: %w", err)
-	}
-	buf := make([]byte, st.Size())
-	if _, err := f.ReadAt(buf, 0); err != nil {
-		return fmt.Errorf("read readers file: %w", err)
+		return nil, fmt.Errorf("read readers file: %w", err)
 	}
 	readers := map[string]int64{}
 	sc := bufio.NewScanner(bytes.NewReader(buf))
@@ -168,22 +149,21 @@ func (p *Partition) loadReaders() error {
 		line++
 		if line == 1 {
 			if sc.Text() != readersHeader {
-				return fmt.Errorf("readers file %q: header %q, want %q", path, sc.Text(), readersHeader)
+				return nil, fmt.Errorf("readers file %q: header %q, want %q", path, sc.Text(), readersHeader)
 			}
 			continue
 		}
 		name, off, ok := strings.Cut(sc.Text(), " ")
 		o, err := strconv.ParseInt(off, 10, 64)
-		if !ok || err != nil || validReaderName(name) != nil {
-			return fmt.Errorf("readers file %q: line %d: bad entry %q", path, line, sc.Text())
+		if !ok || err != nil || o < 0 || validReaderName(name) != nil {
+			return nil, fmt.Errorf("readers file %q: line %d: bad entry %q", path, line, sc.Text())
 		}
 		readers[name] = o
 	}
 	if line == 0 {
-		return fmt.Errorf("readers file %q: empty", path)
+		return nil, fmt.Errorf("readers file %q: empty", path)
 	}
-	p.readers = readers
-	return nil
+	return readers, nil
 }
 
 // deleteSegments deletes the oldest sealed segments that every registered
@@ -220,9 +200,25 @@ func (p *Partition) deleteSegments(full bool) (int, error) {
 		n++
 	}
 	victims := slices.Clone(p.segments[:n])
+	newStart := p.segments[n].base
 	p.mu.RUnlock()
 	if n == 0 {
 		return 0, nil
+	}
+
+	// The meta file moves the start first: a crash before the files are
+	// gone leaves segments below it (deleted again later), never a start
+	// that points at deleted data.
+	p.metaMu.Lock()
+	m := p.meta
+	m.start = newStart
+	err := writeMeta(p.fsys, p.dir, m)
+	if err == nil {
+		p.meta = m
+	}
+	p.metaMu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("delete segments: %w", err)
 	}
 
 	p.mu.Lock()
@@ -232,10 +228,11 @@ func (p *Partition) deleteSegments(full bool) (int, error) {
 	// a shorter prefix removed, never a hole.
 	var errs []error
 	for _, s := range victims {
-		errs = append(errs, s.close(),
-			p.fsys.Remove(s.path),
-			p.fsys.Remove(strings.TrimSuffix(s.path, segmentSuffix)+indexSuffix),
-			p.fsys.SyncDir(p.dir))
+		errs = append(errs, s.close(), p.fsys.Remove(s.path))
+		if err := p.fsys.Remove(s.indexPath()); err != nil && !isNotExist(err) {
+			errs = append(errs, err) // a missing index is only a cache gone
+		}
+		errs = append(errs, p.fsys.SyncDir(p.dir))
 		p.deletedSegments.Add(1)
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -36,9 +36,10 @@ type indexEntry struct {
 	maxTSBefore int64
 }
 
-// segment is one segment file and its in-memory index. base, path and the
-// files never change; size, next, maxTS and index are guarded by
-// Partition.mu (the committer is the only writer).
+// segment is one segment file and its in-memory index. base, path and f
+// never change; size, next, maxTS and index are guarded by Partition.mu
+// (the committer is the only writer). idx is the index file, open only
+// while the segment is active (nil for sealed and read-only segments).
 type segment struct {
 	base  int64
 	path  string
@@ -53,6 +54,14 @@ type segment struct {
 }
 
 func segmentName(base int64) string { return fmt.Sprintf("%020d", base) }
+
+func segmentPath(dir string, base int64) string {
+	return filepath.Join(dir, segmentName(base)+segmentSuffix)
+}
+
+func (s *segment) indexPath() string {
+	return strings.TrimSuffix(s.path, segmentSuffix) + indexSuffix
+}
 
 // listSegments returns the base offsets of the segment files in dir, sorted.
 func listSegments(fsys fileSystem, dir string) ([]int64, error) {
@@ -77,50 +86,65 @@ func listSegments(fsys fileSystem, dir string) ([]int64, error) {
 	return bases, nil
 }
 
-// openSegment opens (creating if asked) the segment and index files of base.
-func openSegment(fsys fileSystem, dir string, base int64, create bool) (*segment, error) {
+// openMode says how a segment is opened.
+type openMode int
+
+const (
+	// modeCreate creates a new, empty segment and its index, read-write.
+	modeCreate openMode = iota
+	// modeWrite opens an existing segment read-write for the writer's
+	// recovery. The index is not opened: recovery reads it by path and
+	// rewrites it only once the whole partition checked out.
+	modeWrite
+	// modeRead opens an existing segment read-only (OpenReader).
+	modeRead
+)
+
+// openSegment opens the segment file of base (and, for modeCreate, creates
+// its index file).
+func openSegment(fsys fileSystem, dir string, base int64, mode openMode) (*segment, error) {
 	flag := os.O_RDWR
-	if create {
+	switch mode {
+	case modeCreate:
 		flag |= os.O_CREATE | os.O_EXCL
+	case modeRead:
+		flag = os.O_RDONLY
 	}
-	path := filepath.Join(dir, segmentName(base)+segmentSuffix)
+	path := segmentPath(dir, base)
 	f, err := fsys.OpenFile(path, flag, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open segment %q: %w", path, err)
 	}
-	ipath := filepath.Join(dir, segmentName(base)+indexSuffix)
-	iflag := os.O_RDWR | os.O_CREATE
-	if create {
-		iflag |= os.O_TRUNC
-	}
-	idx, err := fsys.OpenFile(ipath, iflag, 0o644)
-	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("open index %q: %w", ipath, err)
-	}
 	st, err := f.Stat()
 	if err != nil {
 		_ = f.Close()
-		_ = idx.Close()
 		return nil, fmt.Errorf("stat segment %q: %w", path, err)
 	}
-	return &segment{base: base, path: path, f: f, idx: idx, size: st.Size(), next: base, maxTS: math.MinInt64}, nil
+	s := &segment{base: base, path: path, f: f, size: st.Size(), next: base, maxTS: math.MinInt64}
+	if mode == modeCreate {
+		if err := s.createIndex(fsys); err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 func (s *segment) close() error {
-	return errors.Join(s.f.Close(), s.idx.Close())
+	err := s.f.Close()
+	if s.idx != nil {
+		err = errors.Join(err, s.idx.Close())
+		s.idx = nil
+	}
+	return err
 }
 
 // loadIndex reads and validates the index file against the segment size.
 // ok is false when the file is missing, short, or inconsistent: the caller
 // rebuilds it.
-func (s *segment) loadIndex() ([]indexEntry, bool) {
-	st, err := s.idx.Stat()
-	if err != nil || st.Size() < indexHeaderSize+indexEntrySize || (st.Size()-indexHeaderSize)%indexEntrySize != 0 {
-		return nil, false
-	}
-	buf := make([]byte, st.Size())
-	if _, err := s.idx.ReadAt(buf, 0); err != nil {
+func (s *segment) loadIndex(fsys fileSystem) ([]indexEntry, bool) {
+	buf, err := readFile(fsys, s.indexPath())
+	if err != nil || len(buf) < indexHeaderSize+indexEntrySize || (len(buf)-indexHeaderSize)%indexEntrySize != 0 {
 		return nil, false
 	}
 	if string(buf[:indexHeaderSize]) != indexFormatBytes {
@@ -158,18 +182,45 @@ func appendIndexEntry(dst []byte, e indexEntry) []byte {
 	return binary.BigEndian.AppendUint64(dst, uint64(e.maxTSBefore))
 }
 
-// writeIndex replaces the index file with entries.
-func (s *segment) writeIndex(entries []indexEntry) error {
-	buf := make([]byte, 0, indexHeaderSize+len(entries)*indexEntrySize)
+// createIndex (re)creates the index file from s.index and keeps it open
+// in s.idx for the entries appends add. It is not fsynced: the index of
+// the active segment is rebuilt on open, and a segment's index is fsynced
+// when the segment is sealed.
+func (s *segment) createIndex(fsys fileSystem) error {
+	ipath := s.indexPath()
+	idx, err := fsys.OpenFile(ipath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("create index %q: %w", ipath, err)
+	}
+	buf := make([]byte, 0, indexHeaderSize+len(s.index)*indexEntrySize)
 	buf = append(buf, indexFormatBytes...)
-	for _, e := range entries {
+	for _, e := range s.index {
 		buf = appendIndexEntry(buf, e)
 	}
-	if err := s.idx.Truncate(0); err != nil {
-		return fmt.Errorf("rewrite index of %q: %w", s.path, err)
+	if _, err := idx.WriteAt(buf, 0); err != nil {
+		_ = idx.Close()
+		return fmt.Errorf("write index %q: %w", ipath, err)
 	}
-	if _, err := s.idx.WriteAt(buf, 0); err != nil {
-		return fmt.Errorf("rewrite index of %q: %w", s.path, err)
+	if s.idx != nil {
+		_ = s.idx.Close()
+	}
+	s.idx = idx
+	return nil
+}
+
+// rewriteSealedIndex replaces the index file of a sealed segment with
+// s.index, fsynced, and closes it.
+func (s *segment) rewriteSealedIndex(fsys fileSystem) error {
+	if err := s.createIndex(fsys); err != nil {
+		return err
+	}
+	err := s.idx.Sync()
+	if cerr := s.idx.Close(); err == nil {
+		err = cerr
+	}
+	s.idx = nil
+	if err != nil {
+		return fmt.Errorf("sync index %q: %w", s.indexPath(), err)
 	}
 	return nil
 }
@@ -177,23 +228,6 @@ func (s *segment) writeIndex(entries []indexEntry) error {
 // indexFileSize is where the next index entry goes.
 func (s *segment) indexFileSize() int64 {
 	return indexHeaderSize + int64(len(s.index))*indexEntrySize
-}
-
-// scanState accumulates what a scan learns about a segment.
-type scanState struct {
-	next        int64
-	maxTS       int64
-	index       []indexEntry
-	lastIndexed int64
-}
-
-func (st *scanState) add(s *segment, pos int64, h batchHeader, interval int64) {
-	if len(st.index) == 0 || pos-st.lastIndexed >= interval {
-		st.index = append(st.index, indexEntry{rel: uint32(h.base - s.base), pos: uint32(pos), maxTSBefore: st.maxTS})
-		st.lastIndexed = pos
-	}
-	st.next = h.next()
-	st.maxTS = max(st.maxTS, h.maxTS)
 }
 
 // readHeaderAt reads the batch header at pos, checking it fits in size.
