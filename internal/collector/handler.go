@@ -1,0 +1,559 @@
+package collector
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/time/rate"
+
+	"github.com/weir-dev/weir/internal/log"
+)
+
+// Paths served.
+const (
+	pathEvents = "/v1/events"
+	pathBatch  = "/v1/batch"
+)
+
+// Record header names.
+const (
+	HeaderTenant     = "tenant"
+	HeaderReceivedAt = "received_at"
+	HeaderEventID    = "event_id"
+	HeaderClientIP   = "client_ip"
+	HeaderUABrowser  = "ua_browser"
+	HeaderUAOS       = "ua_os"
+	HeaderUADevice   = "ua_device"
+)
+
+// receivedAtLayout is RFC 3339 with milliseconds, always in UTC ("Z").
+const receivedAtLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// Shared response header values (net/http does not modify them).
+var (
+	hdrJSON         = []string{"application/json"}
+	hdrAllow        = []string{"POST, OPTIONS"}
+	hdrAllowHeaders = []string{"Authorization, Content-Type, Content-Encoding"}
+	hdrExpose       = []string{"Retry-After"}
+	hdrVary         = []string{"Origin"}
+	hdrAnyOrigin    = []string{"*"}
+	hdrClose        = []string{"close"}
+	hdrAuth         = []string{`Bearer realm="weir"`}
+)
+
+// reqState is what one request needs, pooled: its buffers are reused so
+// that steady-state requests allocate little and nothing per event.
+type reqState struct {
+	body  []byte
+	dec   *decoder
+	lim   limitedBody
+	recs  []log.Record
+	hdrs  []log.Header
+	arena []byte // header values: received_at, client_ip, event ids
+	rnd   []byte // random bytes for generated event ids
+	resp  []byte
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	code := s.handle(w, r)
+	s.m.request(code)
+	s.m.requestSeconds.Observe(time.Since(start).Seconds())
+}
+
+// handle answers one request and returns the status it answered with.
+func (s *Server) handle(w http.ResponseWriter, r *http.Request) int {
+	form := formBatch
+	switch r.URL.Path {
+	case pathBatch:
+	case pathEvents:
+		form = formSingle
+	default:
+		return s.refuse(w, r, http.StatusNotFound, "not found: the collector serves POST /v1/events and POST /v1/batch")
+	}
+	h := w.Header()
+
+	origin := r.Header.Get("Origin")
+	if origin != "" {
+		if !s.anyOrigin && !s.origins[origin] {
+			return s.refuse(w, r, http.StatusForbidden, "origin not allowed: add it to cors.allowed_origins")
+		}
+		if s.anyOrigin {
+			h["Access-Control-Allow-Origin"] = hdrAnyOrigin
+		} else {
+			h["Access-Control-Allow-Origin"] = []string{origin}
+			h["Vary"] = hdrVary
+		}
+		h["Access-Control-Expose-Headers"] = hdrExpose
+	}
+	switch r.Method {
+	case http.MethodPost:
+	case http.MethodOptions:
+		h["Allow"] = hdrAllow
+		if origin != "" {
+			h["Access-Control-Allow-Methods"] = hdrAllow
+			h["Access-Control-Allow-Headers"] = hdrAllowHeaders
+			h["Access-Control-Max-Age"] = s.corsMaxAge
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return http.StatusNoContent
+	default:
+		h["Allow"] = hdrAllow
+		return s.refuse(w, r, http.StatusMethodNotAllowed, "method not allowed: send events with POST")
+	}
+
+	t, reason := s.authenticate(r)
+	if t == nil {
+		h["Www-Authenticate"] = hdrAuth
+		return s.refuse(w, r, http.StatusUnauthorized, reason)
+	}
+	if s.overloaded != nil && s.overloaded() {
+		h["Retry-After"] = s.retryAfter
+		return s.refuse(w, r, http.StatusServiceUnavailable, "overloaded: the pipeline is behind; retry later")
+	}
+	enc, ok := encodingOf(r.Header.Get("Content-Encoding"))
+	if !ok {
+		return s.refuse(w, r, http.StatusUnsupportedMediaType, "unsupported Content-Encoding: send gzip, zstd or an uncompressed body")
+	}
+	if form, ok = formOf(r.Header.Get("Content-Type"), form); !ok {
+		return s.refuse(w, r, http.StatusUnsupportedMediaType, "unsupported Content-Type: send application/json, application/x-ndjson or text/plain")
+	}
+	if r.ContentLength > s.maxBody {
+		return s.refuse(w, r, http.StatusRequestEntityTooLarge, s.bodyTooLarge())
+	}
+	now := s.now()
+	if t.limiter != nil && t.limiter.TokensAt(now) < 1 {
+		h["Retry-After"] = []string{strconv.Itoa(ceilSeconds(time.Duration((1 - t.limiter.TokensAt(now)) / float64(t.limiter.Limit()) * float64(time.Second))))}
+		return s.refuse(w, r, http.StatusTooManyRequests, "rate limit exceeded for this write key's tenant: slow down, retry after Retry-After seconds")
+	}
+
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		h["Retry-After"] = s.retryAfter
+		return s.refuse(w, r, http.StatusServiceUnavailable, "too many requests in flight (limits.max_in_flight): retry later")
+	}
+	defer func() { <-s.sem }()
+	s.m.inFlight.Inc()
+	defer s.m.inFlight.Dec()
+	st := s.states.Get().(*reqState)
+	defer s.states.Put(st)
+
+	body, code, msg := s.readBody(r, st, enc)
+	if code != 0 {
+		// The rest of the body, if any, is not worth reading.
+		h["Connection"] = hdrClose
+		return s.fail(w, code, msg)
+	}
+	d := st.dec
+	if err := d.decode(body, form); err != nil {
+		var be *bodyError
+		if errors.As(err, &be) {
+			return s.fail(w, be.status, be.msg)
+		}
+		return s.fail(w, http.StatusBadRequest, "invalid body")
+	}
+	if d.accepted == 0 {
+		s.countRejected(t, d)
+		return s.result(w, st, http.StatusBadRequest)
+	}
+
+	var reserved *rate.Reservation
+	if t.limiter != nil {
+		rv := t.limiter.ReserveN(now, d.accepted)
+		if !rv.OK() {
+			h["Retry-After"] = s.retryAfter
+			return s.fail(w, http.StatusTooManyRequests, "more events than the tenant's rate_limit burst: send smaller batches")
+		}
+		if delay := rv.DelayFrom(now); delay > 0 {
+			rv.CancelAt(now)
+			h["Retry-After"] = []string{strconv.Itoa(ceilSeconds(delay))}
+			return s.fail(w, http.StatusTooManyRequests, "rate limit exceeded for this write key's tenant: slow down, retry after Retry-After seconds")
+		}
+		reserved = rv
+	}
+
+	recs := s.records(st, r, t, body, now)
+	// The append is bounded by append_timeout, not by the client: once
+	// started it finishes even if the client goes away.
+	appendStart := time.Now()
+	err := s.app.Append(s.deadlines.get(appendStart), recs)
+	s.m.appendSeconds.Observe(time.Since(appendStart).Seconds())
+	if err != nil {
+		if reserved != nil {
+			reserved.CancelAt(now) // the events were not taken: give the tokens back
+		}
+		return s.appendFailed(w, err)
+	}
+	t.m.accepted.Add(float64(d.accepted))
+	s.countRejected(t, d)
+	return s.result(w, st, http.StatusOK)
+}
+
+func (s *Server) countRejected(t *tenant, d *decoder) {
+	if len(d.events) == d.accepted {
+		return
+	}
+	for i := range d.events {
+		if p := d.events[i].prob; p != probNone {
+			t.m.rejected[p].Inc()
+		}
+	}
+}
+
+func (s *Server) bodyTooLarge() string {
+	return fmt.Sprintf("body larger than limits.max_body_bytes (%d bytes): send smaller batches", s.maxBody)
+}
+
+// appendFailed answers a request whose Append failed.
+func (s *Server) appendFailed(w http.ResponseWriter, err error) int {
+	code, msg := http.StatusServiceUnavailable, ""
+	switch {
+	case errors.Is(err, log.ErrFull):
+		msg = "the event log is full: retry later"
+	case errors.Is(err, log.ErrFailed), errors.Is(err, log.ErrClosed):
+		msg = "the event log is unavailable: retry later"
+	case errors.Is(err, context.DeadlineExceeded):
+		msg = "timed out making the events durable: retry later"
+	case errors.Is(err, context.Canceled):
+		msg = "the request was cancelled"
+	case errors.Is(err, log.ErrTooLarge):
+		code, msg = http.StatusRequestEntityTooLarge, "the batch is too large for one append to the log: send smaller batches"
+	default:
+		code, msg = http.StatusInternalServerError, "internal error: the events were not stored; retry later"
+	}
+	if !errors.Is(err, context.Canceled) {
+		if ok, held := s.warn.allow(time.Now()); ok {
+			s.log.Warn("collector: append failed; the request is not acknowledged", "err", err, "status", code, "suppressed", held)
+		}
+	}
+	if code == http.StatusServiceUnavailable {
+		w.Header()["Retry-After"] = s.retryAfter
+	}
+	return s.fail(w, code, msg)
+}
+
+// authenticate finds the tenant of the request's write key. It returns nil
+// and the reason when there is none.
+func (s *Server) authenticate(r *http.Request) (*tenant, string) {
+	key, ok := writeKey(r.Header.Get("Authorization"))
+	if !ok && s.cfg.QueryKeyParam != "" {
+		key = r.URL.Query().Get(s.cfg.QueryKeyParam)
+		ok = key != ""
+	}
+	if !ok {
+		return nil, "missing write key: send Authorization: Bearer <write key>, or Basic auth with the write key as user name and an empty password"
+	}
+	// A map lookup by a hash of the key: the time taken does not depend on
+	// how much of a guess matches a real key.
+	if t := s.tenants[sha256.Sum256([]byte(key))]; t != nil {
+		return t, ""
+	}
+	return nil, "unknown write key"
+}
+
+// writeKey extracts the write key from an Authorization header: "Bearer
+// KEY", or Basic auth with KEY as user name (the password is ignored).
+func writeKey(h string) (string, bool) {
+	scheme, cred, _ := strings.Cut(strings.TrimSpace(h), " ")
+	cred = strings.TrimSpace(cred)
+	switch {
+	case cred == "":
+		return "", false
+	case strings.EqualFold(scheme, "Bearer"):
+		return cred, true
+	case strings.EqualFold(scheme, "Basic"):
+		dec, err := base64.StdEncoding.DecodeString(cred)
+		if err != nil {
+			return "", false
+		}
+		user, _, _ := strings.Cut(string(dec), ":")
+		return user, user != ""
+	}
+	return "", false
+}
+
+// encoding is a supported Content-Encoding.
+type encoding uint8
+
+const (
+	encIdentity encoding = iota
+	encGzip
+	encZstd
+)
+
+func encodingOf(h string) (encoding, bool) {
+	h = strings.TrimSpace(h)
+	switch {
+	case h == "" || strings.EqualFold(h, "identity"):
+		return encIdentity, true
+	case strings.EqualFold(h, "gzip") || strings.EqualFold(h, "x-gzip"):
+		return encGzip, true
+	case strings.EqualFold(h, "zstd"):
+		return encZstd, true
+	}
+	return 0, false
+}
+
+// formOf checks the Content-Type and refines the path's form: NDJSON
+// media types frame a batch by lines.
+func formOf(h string, form bodyForm) (bodyForm, bool) {
+	mt, _, _ := strings.Cut(h, ";")
+	mt = strings.TrimSpace(mt)
+	for _, t := range [...]string{"", "application/json", "text/plain"} {
+		if strings.EqualFold(mt, t) {
+			return form, true
+		}
+	}
+	for _, t := range [...]string{"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines"} {
+		if strings.EqualFold(mt, t) {
+			if form == formBatch {
+				return formNDJSON, true
+			}
+			return form, true
+		}
+	}
+	if len(mt) > 5 && strings.EqualFold(mt[len(mt)-5:], "+json") {
+		return form, true
+	}
+	return form, false
+}
+
+// records builds the log records of the accepted events in st.dec. They
+// reference body and st's buffers.
+func (s *Server) records(st *reqState, r *http.Request, t *tenant, body []byte, now time.Time) []log.Record {
+	d := st.dec
+	need, generated := len(receivedAtLayout)+8+64, 0
+	for i := range d.events {
+		switch e := &d.events[i]; {
+		case e.prob != probNone:
+		case e.idLen < 0:
+			generated++
+			need += 36
+		case e.idEsc:
+			need += e.idLen // unescaping never makes it longer
+		}
+	}
+	// Every header value lives in arena, which must not move once values
+	// point into it: size it first.
+	if cap(st.arena) < need {
+		st.arena = make([]byte, 0, need)
+	}
+	a := now.UTC().AppendFormat(st.arena[:0], receivedAtLayout)
+	receivedAt := a[:len(a):len(a)]
+
+	var clientIP []byte
+	if s.cfg.ClientIP != ClientIPOff {
+		if ip := s.clientIP(r); ip.IsValid() {
+			n := len(a)
+			a = ip.AppendTo(a)
+			clientIP = a[n:len(a):len(a)]
+		}
+	}
+	var ua *userAgent
+	if s.ua != nil {
+		if h := r.UserAgent(); h != "" {
+			v := s.ua.parse(h)
+			ua = &v
+		}
+	}
+	k := s.headerCount
+	if clientIP == nil && s.cfg.ClientIP != ClientIPOff {
+		k--
+	}
+	if ua != nil {
+		k += 3
+	}
+	if generated > 0 {
+		if cap(st.rnd) < 16*generated {
+			st.rnd = make([]byte, 16*generated)
+		}
+		st.rnd = st.rnd[:16*generated]
+		_, _ = rand.Read(st.rnd) // never fails (crypto/rand)
+	}
+	rnd := st.rnd[:16*generated]
+
+	if cap(st.hdrs) < k*d.accepted {
+		st.hdrs = make([]log.Header, k*d.accepted)
+	}
+	hdrs := st.hdrs[:k*d.accepted]
+	if cap(st.recs) < d.accepted {
+		st.recs = make([]log.Record, 0, d.accepted)
+	}
+	recs := st.recs[:0]
+	for i := range d.events {
+		e := &d.events[i]
+		if e.prob != probNone {
+			continue
+		}
+		var id []byte
+		n := len(a)
+		switch {
+		case e.idLen < 0:
+			a = appendUUID(a, rnd[:16])
+			rnd = rnd[16:]
+			id = a[n:len(a):len(a)]
+		case e.idEsc:
+			a = appendUnescaped(a, body[e.idOff:e.idOff+e.idLen])
+			id = a[n:len(a):len(a)]
+		default:
+			id = body[e.idOff : e.idOff+e.idLen : e.idOff+e.idLen]
+		}
+		h := hdrs[:k:k]
+		hdrs = hdrs[k:]
+		h[0] = log.Header{Key: HeaderTenant, Value: t.value}
+		h[1] = log.Header{Key: HeaderReceivedAt, Value: receivedAt}
+		h[2] = log.Header{Key: HeaderEventID, Value: id}
+		j := 3
+		if clientIP != nil {
+			h[j] = log.Header{Key: HeaderClientIP, Value: clientIP}
+			j++
+		}
+		if ua != nil {
+			h[j] = log.Header{Key: HeaderUABrowser, Value: browserValues[ua.browser]}
+			h[j+1] = log.Header{Key: HeaderUAOS, Value: osValues[ua.os]}
+			h[j+2] = log.Header{Key: HeaderUADevice, Value: deviceValues[ua.device]}
+		}
+		recs = append(recs, log.Record{Timestamp: now, Key: id, Value: body[e.start:e.end:e.end], Headers: h})
+	}
+	st.recs = recs
+	return recs
+}
+
+// clientIP returns the client address per cfg.ClientIP; the zero Addr if
+// it cannot be told.
+func (s *Server) clientIP(r *http.Request) netip.Addr {
+	remote := func() netip.Addr {
+		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil {
+			return netip.Addr{}
+		}
+		return ap.Addr().Unmap()
+	}
+	if s.cfg.ClientIP == ClientIPRemoteAddr {
+		return remote()
+	}
+	// X-Forwarded-For: each proxy appends the address it got the request
+	// from. With n trusted proxies the client is the n-th entry from the
+	// right; entries further left were sent by the client and can be
+	// forged.
+	var entries []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		for e := range strings.SplitSeq(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				entries = append(entries, e)
+			}
+		}
+	}
+	if len(entries) == 0 {
+		return remote()
+	}
+	e := entries[max(0, len(entries)-s.cfg.TrustedProxies)]
+	if ip, err := netip.ParseAddr(e); err == nil {
+		return ip.Unmap().WithZone("")
+	}
+	if ap, err := netip.ParseAddrPort(e); err == nil {
+		return ap.Addr().Unmap().WithZone("")
+	}
+	return remote()
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendUUID appends a version 4 UUID made of the 16 random bytes b.
+func appendUUID(dst []byte, b []byte) []byte {
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	for i, c := range b[:16] {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst = append(dst, '-')
+		}
+		dst = append(dst, hexDigits[c>>4], hexDigits[c&0x0f])
+	}
+	return dst
+}
+
+// result answers with the per-event outcome of st.dec.
+func (s *Server) result(w http.ResponseWriter, st *reqState, code int) int {
+	d := st.dec
+	b := append(st.resp[:0], `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(d.accepted), 10)
+	b = append(b, `,"rejected":`...)
+	b = strconv.AppendInt(b, int64(len(d.events)-d.accepted), 10)
+	b = append(b, `,"errors":[`...)
+	first := true
+	for i := range d.events {
+		e := &d.events[i]
+		if e.prob == probNone {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, `{"index":`...)
+		b = strconv.AppendInt(b, int64(i), 10)
+		b = append(b, `,"reason":`...)
+		b = appendJSONString(b, e.reason)
+		b = append(b, '}')
+	}
+	b = append(b, "]}\n"...)
+	st.resp = b
+	h := w.Header()
+	h["Content-Type"] = hdrJSON
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+	return code
+}
+
+// refuse answers a request whose body has not been read. Unless it has no
+// body, the connection is closed after the answer: otherwise net/http would
+// read and discard the body first, which is the work refusing avoids (and
+// would keep an overloaded server waiting for slow clients).
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, msg string) int {
+	if r.ContentLength != 0 {
+		w.Header()["Connection"] = hdrClose
+	}
+	return s.fail(w, code, msg)
+}
+
+// fail answers with {"error": msg}.
+func (s *Server) fail(w http.ResponseWriter, code int, msg string) int {
+	b := make([]byte, 0, len(msg)+16)
+	b = append(b, `{"error":`...)
+	b = appendJSONString(b, msg)
+	b = append(b, "}\n"...)
+	w.Header()["Content-Type"] = hdrJSON
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+	return code
+}
+
+// appendJSONString appends s as a JSON string. Bytes that are not UTF-8
+// become U+FFFD.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			dst = append(dst, '\\', byte(r))
+		case r < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[r>>4], hexDigits[r&0xf])
+		case r == 0x2028 || r == 0x2029:
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			dst = utf8.AppendRune(dst, r)
+		}
+	}
+	return append(dst, '"')
+}
