@@ -154,6 +154,20 @@ func encodeBatch(dst []byte, recs []Record, now int64) ([]byte, int64) {
 	return dst, maxTS
 }
 
+// encodedSizeBound is an upper bound of the encoded size of recs, so that
+// encodeBatch allocates once.
+func encodedSizeBound(recs []Record) int {
+	n := headerSize
+	for i := range recs {
+		r := &recs[i]
+		n += 4*binary.MaxVarintLen64 + len(r.Key) + len(r.Value)
+		for _, h := range r.Headers {
+			n += 2*binary.MaxVarintLen64 + len(h.Key) + len(h.Value)
+		}
+	}
+	return n
+}
+
 // appendBytes writes a varint length (-1 for nil) and the bytes.
 func appendBytes(dst, b []byte) []byte {
 	if b == nil {

@@ -247,7 +247,7 @@ func (p *Partition) Append(ctx context.Context, recs []Record) (int64, error) {
 	if err := p.failure(); err != nil {
 		return 0, err
 	}
-	batch, maxTS := encodeBatch(nil, recs, p.opts.Now().UnixMilli())
+	batch, maxTS := encodeBatch(make([]byte, 0, encodedSizeBound(recs)), recs, p.opts.Now().UnixMilli())
 	if len(batch) > p.opts.MaxAppendBytes {
 		return 0, fmt.Errorf("%w: %d records encode to %d bytes, limit %d (Options.MaxAppendBytes)",
 			ErrTooLarge, len(recs), len(batch), p.opts.MaxAppendBytes)
