@@ -57,3 +57,9 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# The collector (http input) side by side with Benthos v4.38.0 as
+# http_server, under wrk on this machine (not part of make test).
+.PHONY: bench-collector
+bench-collector:
+	bash bench/peers/collector.sh

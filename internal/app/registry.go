@@ -12,10 +12,12 @@ import (
 	"github.com/weir-dev/weir/internal/connector/discard"
 	"github.com/weir-dev/weir/internal/connector/file"
 	"github.com/weir-dev/weir/internal/connector/generate"
+	"github.com/weir-dev/weir/internal/connector/httpin"
 	"github.com/weir-dev/weir/internal/connector/logio"
 	"github.com/weir-dev/weir/internal/connector/stdio"
 	"github.com/weir-dev/weir/internal/dag"
 	"github.com/weir-dev/weir/internal/processor"
+	"github.com/weir-dev/weir/internal/processor/dedup"
 	"github.com/weir-dev/weir/internal/runtime"
 )
 
@@ -74,6 +76,13 @@ func Components() []Component {
 				c := *cfg.(*logio.InputConfig)
 				return Builder{Input: func(env runtime.Env) (runtime.Input, error) { return logio.NewInput(c, env) }}, validate(c.Validate(), n)
 			}},
+		{Kind: dag.Input, Type: "http", Summary: "event collector: SDK events over HTTP, durable in a local log before they are acknowledged",
+			Config: func() any { c := httpin.DefaultConfig(); return &c },
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
+				c := *cfg.(*httpin.Config)
+				node := httpin.NewNode(c)
+				return Builder{Input: func(env runtime.Env) (runtime.Input, error) { return node.NewInput(env) }}, validate(c.Validate(), n)
+			}},
 		{Kind: dag.Processor, Type: "filter", Summary: "keep the events for which an expression is true",
 			Config: func() any { return &processor.FilterConfig{} },
 			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
@@ -88,6 +97,15 @@ func Components() []Component {
 			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
 				m, errs := processor.CompileMap(*cfg.(*processor.MapConfig), field(n, ""), func(k string) config.Pos { return fieldPos(n, k) })
 				return Builder{Processor: func(runtime.Env) (runtime.Processor, error) { return m.New(), nil }}, errs
+			}},
+		{Kind: dag.Processor, Type: "dedup", Summary: "drop events whose id was seen within a ttl, per tenant",
+			Config: func() any { c := dedup.DefaultConfig(); return &c },
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
+				d, errs := dedup.Compile(*cfg.(*dedup.Config), field(n, ""), func(k string) config.Pos { return fieldPos(n, k) })
+				if d == nil {
+					return Builder{}, errs
+				}
+				return Builder{Processor: d.New}, errs
 			}},
 		{Kind: dag.Output, Type: "stdout", Summary: "NDJSON to standard output",
 			Config: func() any { c := stdio.DefaultStdoutConfig(); return &c },

@@ -55,6 +55,7 @@ type coordinator struct {
 	gate sync.RWMutex
 
 	mu       sync.Mutex // one checkpoint at a time
+	finished bool       // the final checkpoint was taken: no more
 	last     uint64
 	drainers []drainer
 	comps    []statefulComp
@@ -142,7 +143,7 @@ func (c *coordinator) run(ctx context.Context, fail func(error)) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := c.checkpoint(ctx); err != nil {
+			if err := c.checkpoint(ctx, false); err != nil {
 				if ctx.Err() == nil {
 					fail(err)
 				}
@@ -152,10 +153,15 @@ func (c *coordinator) run(ctx context.Context, fail func(error)) {
 	}
 }
 
-// checkpoint takes one checkpoint.
-func (c *coordinator) checkpoint(ctx context.Context) error {
+// checkpoint takes one checkpoint; final marks the last one (a graceful
+// stop), after which outputs close and checkpoint does nothing.
+func (c *coordinator) checkpoint(ctx context.Context, final bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.finished {
+		return nil
+	}
+	c.finished = final
 	start := time.Now()
 	c.gate.Lock()
 	defer c.gate.Unlock()

@@ -202,6 +202,9 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 						break
 					}
 					inst.procs = append(inst.procs, proc)
+					if a, ok := proc.(BatchAware); ok {
+						inst.aware = append(inst.aware, a)
+					}
 					if p.ckpt != nil {
 						p.ckpt.add(n.Name, proc, nil)
 					}
@@ -241,7 +244,7 @@ func (p *Pipeline) outputDrained(ctx context.Context) error {
 	}
 	if p.outputsLeft.Add(-1) == 0 {
 		defer close(p.finalDone)
-		if err := p.ckpt.checkpoint(ctx); err != nil {
+		if err := p.ckpt.checkpoint(ctx, true); err != nil {
 			return fmt.Errorf("final %w", err)
 		}
 		return nil

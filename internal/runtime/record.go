@@ -23,6 +23,17 @@ type Processor interface {
 	Process(r *Record) (keep bool, err error)
 }
 
+// BatchAware is implemented by processors that want to know where the
+// batches of their stage begin and end: a stateful processor takes its lock
+// once per batch instead of once per event (Snapshot runs on another
+// goroutine), and reads the clock once per batch. BeginBatch gets the wall
+// clock in Unix nanoseconds at the start of the batch; EndBatch is called
+// after the batch's last Process, on every path.
+type BatchAware interface {
+	BeginBatch(now int64)
+	EndBatch()
+}
+
 // Record is the view of one event that processors work on. It parses the
 // event's value lazily, once, and caches the document for the rest of the
 // chain. It implements expr.Env.

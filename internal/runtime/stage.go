@@ -25,6 +25,7 @@ type instance struct {
 
 	input  Input
 	procs  []Processor
+	aware  []BatchAware // the procs that implement it
 	output Output
 
 	nodes    []*NodeStats  // parallel to stage.Nodes
@@ -215,7 +216,13 @@ func (inst *instance) runChain(ctx context.Context) error {
 			break
 		}
 		t0 := time.Now()
+		for _, a := range inst.aware {
+			a.BeginBatch(t0.UnixNano())
+		}
 		err := inst.processBatch(ctx, b, &rec, &ar, &ack, counts)
+		for _, a := range inst.aware {
+			a.EndBatch()
+		}
 		ack.flush()
 		for j := range counts {
 			st := inst.nodes[j]
