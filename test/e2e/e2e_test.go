@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -326,5 +328,70 @@ outputs:
 				t.Fatalf("dead letter lacks the line, its position or the input's name: %v", dl)
 			}
 		})
+	}
+}
+
+// The collector example works as its header says: events posted to it end
+// up in the output files once, duplicates dropped, after a clean stop.
+func TestCollectorExample(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(weirBin, "run", "../../examples/collector.yaml")
+	cmd.Env = append(os.Environ(), "WEIR_CONTROL_ADDRESS=127.0.0.1:0", "WEIR_DATA="+dir, "WEIR_COLLECTOR_ADDRESS="+addr)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	post := func(body string) int {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/events", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer dev-key")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for post(`{"event_id":"e1","type":"click"}`) != 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("collector did not answer:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if c := post(`{"event_id":"e1","type":"click"}`); c != 200 {
+		t.Fatalf("duplicate: status %d", c)
+	}
+	if c := post(`{"event_id":"e2","type":"view"}`); c != 200 {
+		t.Fatalf("status %d", c)
+	}
+	time.Sleep(200 * time.Millisecond)
+	_ = cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGINT: %v\n%s", err, stderr.String())
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "out", "*.ndjson"))
+	var ids []string
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+			var ev struct {
+				ID string `json:"event_id"`
+			}
+			if err := json.Unmarshal(line, &ev); err != nil {
+				t.Fatalf("bad output line %q", line)
+			}
+			ids = append(ids, ev.ID)
+		}
+	}
+	if strings.Join(ids, ",") != "e1,e2" {
+		t.Fatalf("output ids %v, want [e1 e2] (duplicate dropped)\n%s", ids, stderr.String())
 	}
 }
