@@ -395,3 +395,55 @@ func TestCollectorExample(t *testing.T) {
 		t.Fatalf("output ids %v, want [e1 e2] (duplicate dropped)\n%s", ids, stderr.String())
 	}
 }
+
+// A log damaged before its tail stops weir with an error naming the segment
+// (exit 1), every time, without truncating anything: no crash loop, no
+// silent loss.
+func TestCorruptLogStopsWithReport(t *testing.T) {
+	dir := t.TempDir()
+	logDir := filepath.Join(dir, "log")
+	write := writeFile(t, dir, "write.yaml", `
+name: write
+control: {address: ""}
+status: off
+inputs:
+  web: {type: generate, count: 3000, seed: 1}
+outputs:
+  l: {type: log, from: web, dir: `+logDir+`, partitions: 1}
+`)
+	if _, stderr, code := weir(t, "run", write); code != 0 {
+		t.Fatalf("writing the log: exit %d\n%s", code, stderr)
+	}
+	segs, _ := filepath.Glob(filepath.Join(logDir, "0", "*.log"))
+	if len(segs) == 0 {
+		t.Fatal("no segment written")
+	}
+	seg := segs[0]
+	data, err := os.ReadFile(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x40 // one bit, well before the tail
+	if err := os.WriteFile(seg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	read := writeFile(t, dir, "read.yaml", `
+name: read
+control: {address: ""}
+status: off
+inputs:
+  l: {type: log, dir: `+logDir+`}
+outputs:
+  out: {type: discard, from: l}
+`)
+	for attempt := range 2 {
+		_, stderr, code := weir(t, "run", read)
+		if code != 1 || !strings.Contains(stderr, filepath.Base(seg)) {
+			t.Fatalf("attempt %d: exit %d, want 1 with the segment named:\n%s", attempt, code, stderr)
+		}
+		st, err := os.Stat(seg)
+		if err != nil || st.Size() != int64(len(data)) {
+			t.Fatalf("attempt %d: the damaged segment was changed or removed (%v)", attempt, err)
+		}
+	}
+}
