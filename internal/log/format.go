@@ -200,6 +200,9 @@ func decodeBatch(b []byte, dst []Record) ([]Record, batchHeader, error) {
 	}
 	d := decoder{b: b[headerSize:]}
 	maxTS := int64(math.MinInt64)
+	// The headers of every record share one backing array (records are
+	// given slices with capped capacity), one allocation per batch.
+	var hdrs []Header
 	for i := range h.count {
 		delta := d.uvarint()
 		if d.err == nil && delta != uint64(i) {
@@ -218,11 +221,15 @@ func decodeBatch(b []byte, dst []Record) ([]Record, batchHeader, error) {
 				d.fail(fmt.Sprintf("record %d claims %d headers", i, n))
 				break
 			}
-			r.Headers = make([]Header, n)
-			for j := range r.Headers {
-				r.Headers[j].Key = string(d.rawBytes(d.uvarint()))
-				r.Headers[j].Value = d.bytes()
+			if cap(hdrs)-len(hdrs) < int(n) {
+				hdrs = make([]Header, 0, max(int(n)*int(h.count-i), 16))
 			}
+			start := len(hdrs)
+			for range n {
+				k := internKey(d.rawBytes(d.uvarint()))
+				hdrs = append(hdrs, Header{Key: k, Value: d.bytes()})
+			}
+			r.Headers = hdrs[start:len(hdrs):len(hdrs)]
 		}
 		if d.err != nil {
 			break
@@ -236,6 +243,30 @@ func decodeBatch(b []byte, dst []Record) ([]Record, batchHeader, error) {
 		d.fail("max timestamp differs from the header's")
 	}
 	return dst, h, d.err
+}
+
+// internKey returns header key k as a string, without allocating for the
+// keys weir itself writes.
+func internKey(k []byte) string {
+	switch string(k) {
+	case "tenant":
+		return "tenant"
+	case "event_id":
+		return "event_id"
+	case "received_at":
+		return "received_at"
+	case "client_ip":
+		return "client_ip"
+	case "ua_browser":
+		return "ua_browser"
+	case "ua_os":
+		return "ua_os"
+	case "ua_device":
+		return "ua_device"
+	case "source":
+		return "source"
+	}
+	return string(k)
 }
 
 // decoder reads varint-framed fields; the first error sticks.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/weir-dev/weir/internal/event"
 	"math"
 	"os"
 	"sync"
@@ -12,10 +13,7 @@ import (
 )
 
 // Header is one piece of record metadata.
-type Header struct {
-	Key   string
-	Value []byte
-}
+type Header = event.Header
 
 // Record is one entry of a partition.
 type Record struct {

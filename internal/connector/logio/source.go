@@ -206,14 +206,7 @@ func (s *Source) readOnce(ctx context.Context, ps *partSource, out runtime.Outle
 	ack := event.NewAck(len(recs), func() { ps.prog.Done(ticket) })
 	for i := range recs {
 		r := &recs[i]
-		e := event.Event{Key: r.Key, Value: r.Value, Time: r.Timestamp.UnixNano(), Offset: r.Offset, Ack: ack}
-		if len(r.Headers) > 0 {
-			e.Headers = make([]event.Header, len(r.Headers))
-			for j, h := range r.Headers {
-				e.Headers[j] = event.Header{Key: h.Key, Value: h.Value}
-			}
-		}
-		b.Append(e)
+		b.Append(event.Event{Key: r.Key, Value: r.Value, Time: r.Timestamp.UnixNano(), Offset: r.Offset, Headers: r.Headers, Ack: ack})
 	}
 	ps.next = next
 	if err := out.Emit(ctx, b); err != nil {
