@@ -41,6 +41,8 @@ type Source struct {
 	log   *slog.Logger
 	parts []*partSource
 	wake  <-chan struct{}
+	// coalesce is how long a partial read waits before the next one.
+	coalesce time.Duration
 }
 
 type partSource struct {
@@ -72,7 +74,8 @@ func NewSource(sh *Shared, opts SourceOptions, env runtime.Env) (*Source, error)
 	if opts.Start == "" {
 		opts.Start = "earliest"
 	}
-	s := &Source{sh: sh, opts: opts, env: env, log: env.Logger, wake: sh.Subscribe()}
+	s := &Source{sh: sh, opts: opts, env: env, log: env.Logger, wake: sh.Subscribe(),
+		coalesce: min(max(env.Linger/10, 100*time.Microsecond), 2*time.Millisecond)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -176,7 +179,19 @@ func (s *Source) Run(ctx context.Context, out runtime.Outlet) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if got > 0 && got >= s.env.BatchSize {
+			continue
+		}
 		if got > 0 {
+			// A partial read: let a few more appends land before reading
+			// again, so that a stream of small appends (one event per
+			// request) still makes batches of many events downstream.
+			poll.Reset(s.coalesce)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-poll.C:
+			}
 			continue
 		}
 		poll.Reset(s.opts.Poll)
