@@ -54,3 +54,36 @@ func benchAppend(b *testing.B, d Durability, perAppend, writers int) {
 	b.ReportMetric(float64(b.N*perAppend)/elapsed.Seconds(), "records/s")
 	b.ReportMetric(float64(m.Appends)/float64(max(m.Writes, 1)), "appends/write")
 }
+
+// BenchmarkReadFrom reads 1 MiB at a time from a partition of 200-byte
+// records with three headers each (as the collector writes them), appended
+// 100 per batch. It reports records per second.
+func BenchmarkReadFrom(b *testing.B) {
+	p := mustOpen(b, b.TempDir(), Options{Durability: DurabilityNone})
+	defer p.Close()
+	recs := make([]Record, 100)
+	for i := range recs {
+		recs[i] = Record{Key: []byte(fmt.Sprintf("id-%06d", i)), Value: make([]byte, 200),
+			Headers: []Header{{Key: "tenant", Value: []byte("acme")}, {Key: "received_at", Value: []byte("2026-01-01T00:00:00.000Z")}, {Key: "event_id", Value: []byte(fmt.Sprintf("id-%06d", i))}}}
+	}
+	for range 200 {
+		if _, err := p.Append(context.Background(), recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	hw := p.HighWatermark()
+	b.ReportAllocs()
+	var n, off int64
+	for b.Loop() {
+		got, next, err := p.ReadFrom(off, 1<<20)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += int64(len(got))
+		off = next
+		if off == hw {
+			off = 0
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+}

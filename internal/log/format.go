@@ -188,6 +188,12 @@ func sealBatch(batch []byte, base, write int64) {
 // decodeBatch verifies a complete batch (header, payload, CRC) and appends
 // its records to dst. The records' Key, Value and header values alias b.
 func decodeBatch(b []byte, dst []Record) ([]Record, batchHeader, error) {
+	return decodeBatchCRC(b, dst, true)
+}
+
+// decodeBatchCRC is decodeBatch; checkCRC false skips the checksum of a
+// batch its caller has just verified (readBatchAt does).
+func decodeBatchCRC(b []byte, dst []Record, checkCRC bool) ([]Record, batchHeader, error) {
 	h, err := parseHeader(b)
 	if err != nil {
 		return dst, h, err
@@ -195,8 +201,10 @@ func decodeBatch(b []byte, dst []Record) ([]Record, batchHeader, error) {
 	if int64(len(b)) != h.size() {
 		return dst, h, fmt.Errorf("%w: %d bytes, header says %d", errBadBatch, len(b), h.size())
 	}
-	if c := checksum(b); c != h.crc {
-		return dst, h, fmt.Errorf("%w: crc %#08x, header says %#08x", errBadBatch, c, h.crc)
+	if checkCRC {
+		if c := checksum(b); c != h.crc {
+			return dst, h, fmt.Errorf("%w: crc %#08x, header says %#08x", errBadBatch, c, h.crc)
+		}
 	}
 	d := decoder{b: b[headerSize:]}
 	maxTS := int64(math.MinInt64)

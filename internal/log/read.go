@@ -84,22 +84,39 @@ func readViews(vs []segmentView, offset int64, maxBytes int) (out []Record, next
 				return out, offset, expect, err
 			}
 			if h.next() > offset {
-				recs, _, err := decodeBatch(buf, nil)
-				if err != nil {
-					return out, offset, expect, v.corruption(pos, expect, err)
+				// Decode straight into out (readBatchAt verified the CRC),
+				// then drop what is below offset and what is over maxBytes.
+				start := len(out)
+				if out == nil {
+					// Size out once from the first batch: growing a slice of
+					// records copies them under write barriers.
+					perBatch := max(maxBytes/max(len(buf), 1), 1) + 1
+					out = make([]Record, 0, min(int(h.count)*perBatch, 1<<16))
 				}
-				for i := range recs {
-					r := &recs[i]
-					if r.Offset < offset {
-						continue
+				var err error
+				out, _, err = decodeBatchCRC(buf, out, false)
+				if err != nil {
+					clear(out[start:])
+					return out[:start], offset, expect, v.corruption(pos, expect, err)
+				}
+				skip := start
+				for skip < len(out) && out[skip].Offset < offset {
+					skip++
+				}
+				if skip > start {
+					n := copy(out[start:], out[skip:])
+					clear(out[start+n:])
+					out = out[:start+n]
+				}
+				for i := start; i < len(out); i++ {
+					sz := recordSize(&out[i])
+					if i > 0 && total+sz > maxBytes {
+						next := out[i].Offset
+						clear(out[i:])
+						return out[:i], next, expect, nil
 					}
-					sz := recordSize(r)
-					if len(out) > 0 && total+sz > maxBytes {
-						return out, r.Offset, expect, nil
-					}
-					out = append(out, *r)
 					total += sz
-					offset = r.Offset + 1
+					offset = out[i].Offset + 1
 				}
 			}
 			expect = h.next()
