@@ -11,8 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	rt "runtime"
 	"runtime/debug"
+	rt "runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -187,6 +187,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitConfig
 	}
 	logger := newLogger(l.Config.Logging, stderr)
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(l.Config.Runtime.GCPercent)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	opts := l.RuntimeOptions()

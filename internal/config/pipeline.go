@@ -72,6 +72,7 @@ type Runtime struct {
 	QueueEvents     int           `yaml:"queue_events" default:"8192" doc:"bound of each queue between stages, in events"`
 	QueueBytes      ByteSize      `yaml:"queue_bytes" default:"16MiB" doc:"bound of each queue between stages, in bytes"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"30s" doc:"how long a stop waits for events in flight"`
+	GCPercent       int           `yaml:"gc_percent" default:"300" doc:"Go garbage collector target (GOGC): heap growth over the live heap, in percent, before a collection. weir's live heap is small and bounded (queues are bounded), so collecting less often buys throughput for little memory. The GOGC environment variable, when set, wins."`
 }
 
 // Validate checks that every setting is positive.
@@ -89,6 +90,7 @@ func (r Runtime) Validate() error {
 	check(r.QueueEvents <= 0, "queue_events", strconv.Itoa(r.QueueEvents), "an integer", strconv.Itoa(def.QueueEvents))
 	check(r.QueueBytes <= 0, "queue_bytes", r.QueueBytes.String(), "a byte size", def.QueueBytes.String())
 	check(r.ShutdownTimeout <= 0, "shutdown_timeout", r.ShutdownTimeout.String(), "a duration", def.ShutdownTimeout.String())
+	check(r.GCPercent <= 0, "gc_percent", strconv.Itoa(r.GCPercent), "an integer", strconv.Itoa(def.GCPercent))
 	return errs.Err()
 }
 
@@ -211,6 +213,7 @@ func DefaultRuntime() Runtime {
 		QueueEvents:     8192,
 		QueueBytes:      16 * MiB,
 		ShutdownTimeout: 30 * time.Second,
+		GCPercent:       300,
 	}
 }
 

@@ -125,6 +125,7 @@ func TestDefaultTags(t *testing.T) {
 		"runtime.queue_bytes":       spec.Runtime.QueueBytes.String(),
 		"runtime.shutdown_timeout":  spec.Runtime.ShutdownTimeout.String(),
 		"state.checkpoint_interval": spec.State.CheckpointInterval.String(),
+		"runtime.gc_percent":        "300",
 		"parallelism":               "1",
 		"on_error":                  node.OnError,
 	}

@@ -39,7 +39,11 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	c := Config{Config: collector.DefaultConfig(), Log: logio.DefaultLogConfig(), MaxBatchBytes: config.MiB}
-	c.Log.Partitions = 4
+	// One partition by default: every request of the node then shares one
+	// group commit (one write and one fsync for all requests waiting),
+	// which is what bounds a collector on one disk. More partitions let
+	// more input instances read in parallel.
+	c.Log.Partitions = 1
 	return c
 }
 
