@@ -11,8 +11,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	rt "runtime"
+	"runtime/debug"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
