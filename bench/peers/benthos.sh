@@ -18,25 +18,7 @@ work="$root/bench/peers/.work"
 mkdir -p "$work"
 COUNT=${COUNT:-2000000}
 
-if [ ! -x "$work/benthos" ]; then
-  echo "building Benthos v4.38.0 (first run only; takes a few minutes)..." >&2
-  mkdir -p "$work/mod"
-  cat > "$work/mod/go.mod" <<'MOD'
-module benthospeer
-
-go 1.26
-
-require github.com/redpanda-data/benthos/v4 v4.38.0
-MOD
-  cat > "$work/mod/tools.go" <<'SRC'
-//go:build tools
-
-package tools
-
-import _ "github.com/redpanda-data/benthos/v4/cmd/benthos"
-SRC
-  (cd "$work/mod" && go mod tidy >/dev/null 2>&1 && go build -o "$work/benthos" github.com/redpanda-data/benthos/v4/cmd/benthos)
-fi
+. bench/peers/build-benthos.sh
 
 echo "building weir..." >&2
 go build -o "$work/weir" ./cmd/weir

@@ -72,26 +72,7 @@ if ! command -v wrk >/dev/null 2>&1; then
     { $sudo apt-get update >/dev/null && $sudo apt-get install -y wrk >/dev/null; }
 fi
 
-# Built as in bench/peers/benthos.sh, into the same place.
-if [ ! -x "$work/benthos" ]; then
-  echo "building Benthos v4.38.0 (first run only; takes a few minutes)..." >&2
-  mkdir -p "$work/mod"
-  cat > "$work/mod/go.mod" <<'MOD'
-module benthospeer
-
-go 1.26
-
-require github.com/redpanda-data/benthos/v4 v4.38.0
-MOD
-  cat > "$work/mod/tools.go" <<'SRC'
-//go:build tools
-
-package tools
-
-import _ "github.com/redpanda-data/benthos/v4/cmd/benthos"
-SRC
-  (cd "$work/mod" && go mod tidy >/dev/null 2>&1 && go build -o "$work/benthos" github.com/redpanda-data/benthos/v4/cmd/benthos)
-fi
+. bench/peers/build-benthos.sh
 
 echo "building weir and the load generator..." >&2
 go build -o "$work/weir" ./cmd/weir

@@ -89,7 +89,7 @@ func (r *router) sendKeyed(ctx context.Context, b *event.Batch) error {
 			}
 			ev.Key = k
 		}
-		idx := hashKey(ev.Key) % uint64(n)
+		idx := KeyHash(ev.Key) % uint64(n)
 		p := r.parts[idx]
 		if p == nil {
 			p = event.GetBatch()
@@ -134,9 +134,10 @@ func evalKey(p *expr.Program, rec *Record, a *arena) ([]byte, error) {
 	return a.copy(kb), nil
 }
 
-// hashKey is FNV-1a, 64 bit: stable across processes and versions, so the
-// same key always lands on the same instance.
-func hashKey(k []byte) uint64 {
+// KeyHash is FNV-1a, 64 bit: stable across processes and versions, so the
+// same key always lands on the same instance (and, in the log output, the
+// same partition).
+func KeyHash(k []byte) uint64 {
 	h := uint64(14695981039346656037)
 	for _, c := range k {
 		h ^= uint64(c)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -68,14 +66,11 @@ func (c LogConfig) Open() (*Shared, error) {
 }
 
 func countPartitions(dir string) int {
-	n := 0
-	for {
-		if st, err := os.Stat(dir + "/" + strconv.Itoa(n)); err != nil || !st.IsDir() {
-			break
-		}
-		n++
+	parts, err := log.FindPartitions(dir)
+	if err != nil {
+		return 1 // a new log
 	}
-	return max(n, 1)
+	return max(len(parts), 1)
 }
 
 // InputConfig is the YAML configuration of the log input.
@@ -149,9 +144,9 @@ type OutputConfig struct {
 // DefaultOutputConfig returns the defaults.
 func DefaultOutputConfig() OutputConfig { return OutputConfig{LogConfig: DefaultLogConfig()} }
 
-// Output appends events to a log. Events spread over partitions by key
-// (FNV-1a) when they have one, else round-robin per flush; a Flush returns
-// after the appended records are durable.
+// Output appends events to a log. Events with a key go to the partition of
+// runtime.KeyHash (as on key_hash edges), others round-robin per flush; a
+// Flush returns after the appended records are durable.
 type Output struct {
 	sh      *Shared
 	pending [][]log.Record // per partition
@@ -175,7 +170,7 @@ func (o *Output) Write(_ context.Context, evs []event.Event) error {
 		e := &evs[i]
 		p := rr % n
 		if len(e.Key) > 0 {
-			p = fnv(e.Key) % n
+			p = runtime.KeyHash(e.Key) % n
 		}
 		r := log.Record{Key: append([]byte(nil), e.Key...), Value: append([]byte(nil), e.Value...)}
 		if e.Time != 0 {
@@ -187,15 +182,6 @@ func (o *Output) Write(_ context.Context, evs []event.Event) error {
 		o.pending[p] = append(o.pending[p], r)
 	}
 	return nil
-}
-
-func fnv(b []byte) uint64 {
-	h := uint64(14695981039346656037)
-	for _, c := range b {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	return h
 }
 
 // Flush appends what was written, one append per partition, and returns
