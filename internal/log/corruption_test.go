@@ -72,6 +72,7 @@ func buildMatrixLog(t *testing.T, bigLastWrite bool) *matrixLog {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
+	asAfterCrash(t, m.dir)
 	bases, err := listSegments(osFS{}, m.dir)
 	if err != nil || len(bases) != 3 {
 		t.Fatalf("segments %v, %v; want 3", bases, err)
@@ -396,6 +397,7 @@ func TestCorruptionMatrix(t *testing.T) {
 				if err := os.WriteFile(path, orig[:cut], 0o644); err != nil {
 					t.Fatal(err)
 				}
+				asAfterCrash(t, dir) // the thorough check closed it cleanly
 				want := expectation{outcome: tornTail, tornAt: b.pos, keep: b.base}
 				if cut == b.pos {
 					want.tornAt = -1
@@ -419,9 +421,8 @@ func removeFile(t *testing.T, path string) {
 	}
 }
 
-// snapshot returns the content of every file in dir but LOCK; skipIndex
-// leaves out index files too (a successful Open rewrites the last one).
-func snapshot(t *testing.T, dir string, skipIndex bool) map[string]string {
+// snapshot returns the content of every file in dir but LOCK.
+func snapshot(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -429,7 +430,7 @@ func snapshot(t *testing.T, dir string, skipIndex bool) map[string]string {
 	}
 	out := map[string]string{}
 	for _, e := range entries {
-		if e.Name() == lockFile || (skipIndex && filepath.Ext(e.Name()) == indexSuffix) {
+		if e.Name() == lockFile {
 			continue
 		}
 		out[e.Name()] = string(mustRead(t, filepath.Join(dir, e.Name())))
@@ -484,7 +485,7 @@ func checkDamageQuiet(t *testing.T, m *matrixLog, dir string, want expectation, 
 	}
 
 	// A Reader first: it must see the same thing and change nothing.
-	before := snapshot(t, dir, false)
+	before := snapshot(t, dir)
 	recs, err := readAllFrom(dir)
 	switch want.outcome {
 	case clean:
@@ -501,7 +502,7 @@ func checkDamageQuiet(t *testing.T, m *matrixLog, dir string, want expectation, 
 		sameErr("reader", err)
 		checkRecs("reader", recs, want.ce.FirstOffset)
 	}
-	if after := snapshot(t, dir, false); !reflect.DeepEqual(after, before) {
+	if after := snapshot(t, dir); !reflect.DeepEqual(after, before) {
 		fail("the reader changed files")
 	}
 
@@ -512,7 +513,7 @@ func checkDamageQuiet(t *testing.T, m *matrixLog, dir string, want expectation, 
 			_ = p.Close()
 		}
 		sameErr("Open", err)
-		if after := snapshot(t, dir, false); !reflect.DeepEqual(after, before) {
+		if after := snapshot(t, dir); !reflect.DeepEqual(after, before) {
 			fail("Open changed files of a corrupt partition")
 		}
 		_, err2 := Open(dir, m.opts)
@@ -533,7 +534,7 @@ func checkDamageQuiet(t *testing.T, m *matrixLog, dir string, want expectation, 
 		if err := p.Close(); err != nil {
 			fail("Close: %v", err)
 		}
-		if after := snapshot(t, dir, true); !reflect.DeepEqual(after, snapshotNoIndex(before)) {
+		if after := snapshot(t, dir); !reflect.DeepEqual(segmentsOnly(after), segmentsOnly(before)) {
 			fail("Open changed a segment of a partition with damaged payload")
 		}
 		return ok
@@ -585,10 +586,12 @@ func checkDamageQuiet(t *testing.T, m *matrixLog, dir string, want expectation, 
 	return ok
 }
 
-func snapshotNoIndex(s map[string]string) map[string]string {
+// segmentsOnly keeps the segment files of a snapshot: indexes are
+// rewritten by Open, the meta file by a clean Close.
+func segmentsOnly(s map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range s {
-		if !strings.HasSuffix(k, indexSuffix) {
+		if strings.HasSuffix(k, segmentSuffix) {
 			out[k] = v
 		}
 	}

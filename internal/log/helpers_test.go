@@ -129,3 +129,18 @@ func segPath(dir string, base int64) string {
 }
 
 func msec(i int) time.Duration { return time.Duration(i) * time.Millisecond }
+
+// asAfterCrash makes the partition in dir look as if its last run crashed
+// instead of closing cleanly: the meta file forgets how much of the active
+// segment was durable, so damage to the last write is a torn tail again.
+func asAfterCrash(t *testing.T, dir string) {
+	t.Helper()
+	m, ok, err := loadMeta(osFS{}, dir)
+	if err != nil || !ok {
+		t.Fatalf("meta file: %v (found %v)", err, ok)
+	}
+	m.synced = 0
+	if err := writeMeta(osFS{}, dir, m); err != nil {
+		t.Fatal(err)
+	}
+}

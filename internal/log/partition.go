@@ -210,6 +210,10 @@ func (p *Partition) recover() error {
 	want := partitionMeta{start: p.segments[0].base, active: last.base}
 	if ps.metaOK {
 		want.start = ps.meta.start
+		if ps.meta.active == last.base {
+			// Still durable: the segment only grows.
+			want.synced = ps.meta.synced
+		}
 	}
 	p.meta = want
 	if !ps.metaOK || ps.meta != want {
@@ -445,7 +449,7 @@ func (p *Partition) roll(old *segment) (*segment, error) {
 	// it, so losing the file later is detected.
 	p.metaMu.Lock()
 	m := p.meta
-	m.active = s.base
+	m.active, m.synced = s.base, 0
 	err = writeMeta(p.fsys, p.dir, m)
 	if err == nil {
 		p.meta = m
@@ -483,10 +487,16 @@ func (p *Partition) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var errs []error
-	if p.failure() == nil && p.opts.Durability == DurabilityNone {
+	if p.failure() == nil {
 		s := p.segments[len(p.segments)-1]
-		if err := s.f.Sync(); err != nil {
-			errs = append(errs, fmt.Errorf("sync segment %q: %w", s.path, err))
+		var err error
+		if p.opts.Durability == DurabilityNone {
+			if err = s.f.Sync(); err != nil {
+				errs = append(errs, fmt.Errorf("sync segment %q: %w", s.path, err))
+			}
+		}
+		if err == nil {
+			errs = append(errs, p.markSynced(s))
 		}
 	}
 	for _, s := range p.segments {
@@ -496,6 +506,25 @@ func (p *Partition) Close() error {
 	// Last: the lock guards the files until they are closed.
 	errs = append(errs, p.lock.Close())
 	return errors.Join(errs...)
+}
+
+// markSynced records in the meta file that the active segment s is durable
+// up to its current size, so that the next Open reports damage below it as
+// corruption instead of truncating it as a torn tail: everything there was
+// acknowledged. It runs at a clean close, when every append is synced.
+func (p *Partition) markSynced(s *segment) error {
+	p.metaMu.Lock()
+	defer p.metaMu.Unlock()
+	m := p.meta
+	if m.active != s.base || m.synced == s.size {
+		return nil
+	}
+	m.synced = s.size
+	if err := writeMeta(p.fsys, p.dir, m); err != nil {
+		return err
+	}
+	p.meta = m
+	return nil
 }
 
 // HighWatermark is the offset the next appended record will get: every

@@ -122,7 +122,7 @@ func TestReaderStopsAtIncompleteWrite(t *testing.T) {
 	if _, err := f.Write(batch[:len(batch)/2]); err != nil {
 		t.Fatal(err)
 	}
-	before := snapshot(t, dir, false)
+	before := snapshot(t, dir)
 
 	r, err := OpenReader(dir)
 	if err != nil {
@@ -156,7 +156,7 @@ func TestReaderStopsAtIncompleteWrite(t *testing.T) {
 	}
 	// Nothing but the completed write changed: the reader wrote nothing.
 	before[filepath.Base(path)] += string(batch[len(batch)/2:])
-	if after := snapshot(t, dir, false); len(after) != len(before) || after[filepath.Base(path)] != before[filepath.Base(path)] {
+	if after := snapshot(t, dir); len(after) != len(before) || after[filepath.Base(path)] != before[filepath.Base(path)] {
 		t.Fatal("the reader changed the partition directory")
 	}
 }

@@ -13,7 +13,9 @@ import (
 )
 
 // batchLayout appends n single-call batches of two records each and returns
-// the byte position of every batch plus the final file size.
+// the byte position of every batch plus the final file size. The partition
+// is left as after a crash (the meta file does not record the durable
+// size), so damage to its last write is a torn tail.
 func batchLayout(t *testing.T, dir string, opts Options, n int) []int64 {
 	t.Helper()
 	p := mustOpen(t, dir, opts)
@@ -27,6 +29,7 @@ func batchLayout(t *testing.T, dir string, opts Options, n int) []int64 {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
+	asAfterCrash(t, dir)
 	return pos
 }
 

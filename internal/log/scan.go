@@ -460,8 +460,35 @@ func (ps *partitionScan) scanLast(sc *scanned) error {
 	}
 	sc.full = true
 	sp, err := walk(sc.s, &sc.st, sc.size, true, ps.interval)
-	if err != nil || sp == nil {
+	if err != nil {
 		return err
+	}
+	if durable := ps.durable(sc.s); sc.size < durable {
+		pos := sc.size
+		if sp != nil {
+			pos = sp.pos
+		}
+		ps.damage = &CorruptionError{Segment: sc.s.path, FirstOffset: sc.st.next, EndOffset: -1, Pos: pos, EndPos: durable,
+			Reason: fmt.Sprintf("the segment has %d bytes but %d were durable at the last clean stop: its end was cut off", sc.size, durable)}
+		return nil
+	}
+	if sp == nil {
+		return nil
+	}
+	if durable := ps.durable(sc.s); sp.pos < durable {
+		// Damage inside what was durable at the last clean close: every
+		// byte of it was acknowledged, so this is no torn write.
+		if sp.mismatch {
+			ps.damage = offsetMismatch(sc.s, sp.pos, sp.h, sc.st.next)
+			return nil
+		}
+		ce, err := damagedRange(sc.s, sp.pos, sc.st.next, -1, sp.cause)
+		if err != nil {
+			return err
+		}
+		ce.Reason = fmt.Sprintf("damaged data below the %d bytes that were durable at the last clean stop: %v", durable, sp.cause)
+		ps.damage = ce
+		return nil
 	}
 	torn, err := tailDamage(sc.s, &sc.st, sp, sc.size)
 	if err != nil {
@@ -475,6 +502,15 @@ func (ps *partitionScan) scanLast(sc *scanned) error {
 		ps.torn = sp.pos
 	}
 	return nil
+}
+
+// durable is how many bytes of s were durable at the last clean close, by
+// the meta file (0 when unknown or when s is not the active segment).
+func (ps *partitionScan) durable(s *segment) int64 {
+	if ps.metaOK && ps.meta.active == s.base {
+		return ps.meta.synced
+	}
+	return 0
 }
 
 // scanSealed checks a segment that has a successor (nextBase, or -1 when

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -53,9 +54,25 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	return p
 }
 
+// weirCmd prepares a run of the weir binary that cannot hang the suite:
+// past its deadline the process gets SIGQUIT, so the Go runtime prints every
+// goroutine to its stderr (which the test shows), and is killed 10 s later.
+func weirCmd(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, weirBin, args...)
+	cmd.Cancel = func() error {
+		t.Errorf("weir %s still running after 2m: sent SIGQUIT for a goroutine dump", strings.Join(args, " "))
+		return cmd.Process.Signal(syscall.SIGQUIT)
+	}
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
 func weir(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(weirBin, args...)
+	cmd := weirCmd(t, args...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -77,7 +94,7 @@ func TestVersion(t *testing.T) {
 // The quickstart runs as the README says, prints events within seconds and
 // stops cleanly (exit 0) on SIGINT.
 func TestQuickstartStopsCleanly(t *testing.T) {
-	cmd := exec.Command(weirBin, "run", "../../examples/quickstart.yaml")
+	cmd := weirCmd(t, "run", "../../examples/quickstart.yaml")
 	cmd.Env = append(os.Environ(), "WEIR_CONTROL_ADDRESS=127.0.0.1:0", "RATE=200")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -137,7 +154,7 @@ processors:
 outputs:
   files: {type: file, from: tag, dir: `+filepath.Join(dir, "out")+`, rotate_bytes: 1MiB}
 `)
-	cmd := exec.Command(weirBin, "run", cfg)
+	cmd := weirCmd(t, "run", cfg)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -341,7 +358,7 @@ func TestCollectorExample(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(weirBin, "run", "../../examples/collector.yaml")
+	cmd := weirCmd(t, "run", "../../examples/collector.yaml")
 	cmd.Env = append(os.Environ(), "WEIR_CONTROL_ADDRESS=127.0.0.1:0", "WEIR_DATA="+dir, "WEIR_COLLECTOR_ADDRESS="+addr)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
