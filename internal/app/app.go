@@ -113,6 +113,12 @@ func (f factory) NewProcessor(n *dag.Node, env runtime.Env) (runtime.Processor, 
 	return f.l.builders[n.Name].Processor(env)
 }
 
+func (f factory) IsOperator(n *dag.Node) bool { return f.l.builders[n.Name].Operator != nil }
+
+func (f factory) NewOperator(n *dag.Node, env runtime.Env) (runtime.Operator, error) {
+	return f.l.builders[n.Name].Operator(env)
+}
+
 func (f factory) NewOutput(n *dag.Node, env runtime.Env) (runtime.Output, error) {
 	return f.l.builders[n.Name].Output(env)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/weir-dev/weir/internal/dag"
 	"github.com/weir-dev/weir/internal/processor"
 	"github.com/weir-dev/weir/internal/processor/dedup"
+	"github.com/weir-dev/weir/internal/processor/window"
 	"github.com/weir-dev/weir/internal/runtime"
 )
 
@@ -38,7 +39,16 @@ type Component struct {
 type Builder struct {
 	Input     func(env runtime.Env) (runtime.Input, error)
 	Processor func(env runtime.Env) (runtime.Processor, error)
+	Operator  func(env runtime.Env) (runtime.Operator, error)
 	Output    func(env runtime.Env) (runtime.Output, error)
+}
+
+// operatorTypes are the processor types built as runtime operators: stages
+// of their own, never fused.
+var operatorTypes = map[string]bool{"window": true}
+
+func init() {
+	dag.Fusable = func(n *dag.Node) bool { return n.Kind == dag.Processor && !operatorTypes[n.Type] }
 }
 
 // Components lists every component weir knows, by kind and type.
@@ -106,6 +116,20 @@ func Components() []Component {
 					return Builder{}, errs
 				}
 				return Builder{Processor: d.New}, errs
+			}},
+		{Kind: dag.Processor, Type: "window", Summary: "keyed tumbling, sliding and session windows with aggregates, over event or processing time",
+			Config: func() any { c := window.DefaultConfig(); return &c },
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
+				w, errs := window.Compile(*cfg.(*window.Config), field(n, ""), func(k string) config.Pos { return fieldPos(n, k) })
+				if n.Parallelism > 1 && n.KeyBy == nil {
+					errs.Add(&config.Error{Pos: fieldPos(n, "parallelism"), Field: field(n, "parallelism"), Msg: "a window without key_by aggregates all events in one instance",
+						Expected: "parallelism 1, or a key_by", Hint: "add key_by: <expression> to split the windows by key over the instances"})
+				}
+				if w == nil || len(errs) > 0 {
+					return Builder{}, errs
+				}
+				keyed := n.KeyBy != nil
+				return Builder{Operator: func(env runtime.Env) (runtime.Operator, error) { return w.New(env, keyed) }}, nil
 			}},
 		{Kind: dag.Output, Type: "stdout", Summary: "NDJSON to standard output",
 			Config: func() any { c := stdio.DefaultStdoutConfig(); return &c },

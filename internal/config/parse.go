@@ -151,6 +151,7 @@ func (d *decoder) nodes(p *Pipeline, sec *yaml.Node, kind NodeKind, seen map[str
 			KeyBy:       c.KeyBy,
 			OnError:     c.OnError,
 			DeadLetter:  c.DeadLetter,
+			EventTime:   &c.EventTime,
 			Spec:        val,
 			src:         d.src,
 		}
@@ -188,7 +189,23 @@ func (d *decoder) checkNode(n *Node) {
 			}
 		}
 		n.From, n.Edge, n.KeyBy = nil, "", nil
+		if _, ok := keys["event_time"]; !ok {
+			n.EventTime = nil
+		}
+		if et := n.EventTime; et != nil {
+			if et.MaxOutOfOrderness < 0 {
+				d.add(valueOf("event_time"), field("event_time.max_out_of_orderness"), "max_out_of_orderness is negative", "a duration of 0s or more", "it is how late an event may arrive; 0s means in order")
+			}
+			if et.IdleTimeout < 0 {
+				d.add(valueOf("event_time"), field("event_time.idle_timeout"), "idle_timeout is negative", "a duration of 0s or more", "0s means a partition never counts as idle")
+			}
+		}
 	} else {
+		if p, ok := keys["event_time"]; ok {
+			d.add(p.key, field("event_time"), "event_time is only allowed on an input", "an input with event_time",
+				"event time and watermarks are made where events enter the pipeline; move event_time to the input(s) this node reads from")
+		}
+		n.EventTime = nil
 		fv := d.deref(from.val)
 		switch {
 		case !hasFrom && n.Kind == ProcessorNode:

@@ -162,6 +162,10 @@ type Node struct {
 	DeadLetter    string // output name, set iff OnError is OnErrorDeadLetter
 	DeadLetterPos Pos
 
+	// EventTime says how an input's events get their event time and
+	// watermarks; nil when the node does not set event_time (inputs only).
+	EventTime *EventTime
+
 	Spec *yaml.Node // the node's mapping, as written (aliases resolved)
 
 	src *source
@@ -169,13 +173,25 @@ type Node struct {
 
 // nodeCommon declares the fields every node has.
 type nodeCommon struct {
-	Type        string   `yaml:"type" required:"true" doc:"component type, such as generate, filter or stdout"`
-	From        []string `yaml:"from,scalar_or_list" doc:"upstream node name, or a list of them; processors and outputs only"`
-	Parallelism int      `yaml:"parallelism" default:"1" doc:"number of instances of this node"`
-	Edge        string   `yaml:"edge" enum:"forward|round_robin|key_hash|broadcast" doc:"how events from upstream reach the instances; chosen by the engine when absent"`
-	KeyBy       *Expr    `yaml:"key_by" doc:"expression whose value picks the instance for each event; implies edge key_hash"`
-	OnError     string   `yaml:"on_error" enum:"drop|dead_letter|fail" default:"drop" doc:"what happens to an event this node fails on"`
-	DeadLetter  string   `yaml:"dead_letter" doc:"output that receives failed events; required when on_error is dead_letter"`
+	Type        string    `yaml:"type" required:"true" doc:"component type, such as generate, filter or stdout"`
+	From        []string  `yaml:"from,scalar_or_list" doc:"upstream node name, or a list of them; processors and outputs only"`
+	Parallelism int       `yaml:"parallelism" default:"1" doc:"number of instances of this node"`
+	Edge        string    `yaml:"edge" enum:"forward|round_robin|key_hash|broadcast" doc:"how events from upstream reach the instances; chosen by the engine when absent"`
+	KeyBy       *Expr     `yaml:"key_by" doc:"expression whose value picks the instance for each event; implies edge key_hash"`
+	OnError     string    `yaml:"on_error" enum:"drop|dead_letter|fail" default:"drop" doc:"what happens to an event this node fails on"`
+	DeadLetter  string    `yaml:"dead_letter" doc:"output that receives failed events; required when on_error is dead_letter"`
+	EventTime   EventTime `yaml:"event_time" doc:"inputs only: where the event time of each event comes from and how watermarks follow it"`
+}
+
+// EventTime configures event time and watermarks for one input. The
+// watermark of each input partition trails the highest event time seen in it
+// by max_out_of_orderness; a window closes when the watermarks of every
+// input partition feeding it have passed its end.
+type EventTime struct {
+	Expr              *Expr         `yaml:"expr" doc:"expression for the event time of each event: a number (in unit) or an RFC 3339 string; absent: the time the input gives each event (the record timestamp of a log, the ts of generated events, the receive time of HTTP events)"`
+	Unit              string        `yaml:"unit" enum:"ms|s|us|ns" default:"ms" doc:"unit of a numeric event time"`
+	MaxOutOfOrderness time.Duration `yaml:"max_out_of_orderness" default:"0s" doc:"how far behind the highest event time seen an event may still arrive without being late"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout" default:"0s" doc:"a partition without events for this long stops holding the watermark back (0: never)"`
 }
 
 // fileSpec declares the top level of a pipeline file.
@@ -231,7 +247,7 @@ func defaultSpec() fileSpec {
 }
 
 func defaultNode() nodeCommon {
-	return nodeCommon{Parallelism: 1, OnError: OnErrorDrop}
+	return nodeCommon{Parallelism: 1, OnError: OnErrorDrop, EventTime: EventTime{Unit: "ms"}}
 }
 
 // PipelineFields documents the top-level keys of a pipeline file.

@@ -115,19 +115,22 @@ func TestParseDefaults(t *testing.T) {
 func TestDefaultTags(t *testing.T) {
 	spec, node := defaultSpec(), defaultNode()
 	values := map[string]string{
-		"control.address":           spec.Control.Address,
-		"logging.level":             spec.Logging.Level,
-		"logging.format":            spec.Logging.Format,
-		"status":                    spec.Status,
-		"runtime.batch_size":        "256",
-		"runtime.linger":            spec.Runtime.Linger.String(),
-		"runtime.queue_events":      "8192",
-		"runtime.queue_bytes":       spec.Runtime.QueueBytes.String(),
-		"runtime.shutdown_timeout":  spec.Runtime.ShutdownTimeout.String(),
-		"state.checkpoint_interval": spec.State.CheckpointInterval.String(),
-		"runtime.gc_percent":        "300",
-		"parallelism":               "1",
-		"on_error":                  node.OnError,
+		"control.address":                 spec.Control.Address,
+		"logging.level":                   spec.Logging.Level,
+		"logging.format":                  spec.Logging.Format,
+		"status":                          spec.Status,
+		"runtime.batch_size":              "256",
+		"runtime.linger":                  spec.Runtime.Linger.String(),
+		"runtime.queue_events":            "8192",
+		"runtime.queue_bytes":             spec.Runtime.QueueBytes.String(),
+		"runtime.shutdown_timeout":        spec.Runtime.ShutdownTimeout.String(),
+		"state.checkpoint_interval":       spec.State.CheckpointInterval.String(),
+		"runtime.gc_percent":              "300",
+		"parallelism":                     "1",
+		"on_error":                        node.OnError,
+		"event_time.unit":                 node.EventTime.Unit,
+		"event_time.max_out_of_orderness": node.EventTime.MaxOutOfOrderness.String(),
+		"event_time.idle_timeout":         node.EventTime.IdleTimeout.String(),
 	}
 	if spec.Runtime.BatchSize != 256 || spec.Runtime.QueueEvents != 8192 || node.Parallelism != 1 {
 		t.Fatal("defaults changed: update this test")

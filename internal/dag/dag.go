@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/expr"
@@ -111,7 +112,22 @@ type Node struct {
 	Config *config.Node
 	// Stage is the stage this node runs in.
 	Stage *Stage
+	// EventTime is set on inputs that configure event_time.
+	EventTime *EventTime
 }
+
+// EventTime is an input's compiled event_time: where event times come from
+// and how far its watermarks trail them.
+type EventTime struct {
+	// Expr computes the event time; nil keeps the time the input set.
+	Expr *expr.Program
+	// Unit is the length of one unit of a numeric Expr result.
+	Unit              time.Duration
+	MaxOutOfOrderness time.Duration
+	IdleTimeout       time.Duration
+}
+
+var timeUnits = map[string]time.Duration{"ns": time.Nanosecond, "us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}
 
 // Edge connects two nodes.
 type Edge struct {
@@ -174,6 +190,19 @@ func Build(p *config.Pipeline) (*Graph, error) {
 			n.OnError = Fail
 		default:
 			n.OnError = Drop
+		}
+		if et := cn.EventTime; et != nil {
+			n.EventTime = &EventTime{Unit: timeUnits[et.Unit], MaxOutOfOrderness: et.MaxOutOfOrderness, IdleTimeout: et.IdleTimeout}
+			if n.EventTime.Unit == 0 {
+				n.EventTime.Unit = time.Millisecond
+			}
+			if et.Expr != nil {
+				prog, err := expr.Compile(et.Expr.Src)
+				if err != nil {
+					errs.Add(exprError(et.Expr, fieldOf(cn, "event_time.expr"), err))
+				}
+				n.EventTime.Expr = prog
+			}
 		}
 		g.byName[n.Name] = n
 		all = append(all, n)

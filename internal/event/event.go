@@ -1,6 +1,7 @@
 package event
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 )
@@ -164,9 +165,35 @@ type Batch struct {
 	// Origin identifies the input that emitted an Unchecked batch; the
 	// runtime sets it.
 	Origin int
+
+	// Event time, set by the runtime when the pipeline has event-time
+	// operators. Watermark is the sender's watermark after this batch
+	// (NoWatermark when it has none yet): no event with a time at or
+	// before it follows from that sender. Sender is the sending instance's
+	// index among the receiving queue's watermark senders, plus one (0: the
+	// batch carries no watermark, such as a dead letter). Idle says the
+	// sender has seen no events for its idle timeout and must not hold
+	// the receiver's watermark back. A batch may be empty and carry only a
+	// watermark.
+	Watermark int64
+	Sender    int32
+	Idle      bool
+	// Partition is the source partition of every event in the batch, set
+	// by inputs that read partitions (-1 when unknown): watermarks are
+	// tracked per partition.
+	Partition int32
 }
 
-var batchPool = sync.Pool{New: func() any { return &Batch{Events: make([]Event, 0, 256)} }}
+// NoWatermark is the watermark of a sender that has not made one yet.
+const NoWatermark int64 = math.MinInt64
+
+// EndOfTime is the watermark of a sender that has finished: every window
+// may close.
+const EndOfTime int64 = math.MaxInt64
+
+var batchPool = sync.Pool{New: func() any {
+	return &Batch{Events: make([]Event, 0, 256), Watermark: NoWatermark, Partition: -1}
+}}
 
 // GetBatch returns an empty batch from the pool.
 func GetBatch() *Batch {
@@ -190,6 +217,7 @@ func (b *Batch) Reset() {
 	b.Born = 0
 	b.Unchecked = false
 	b.Origin = 0
+	b.Watermark, b.Sender, b.Idle, b.Partition = NoWatermark, 0, false, -1
 }
 
 // Release resets the batch and returns it to the pool. The caller must not

@@ -59,6 +59,8 @@ type coordinator struct {
 	last     uint64
 	drainers []drainer
 	comps    []statefulComp
+	// ops are the operator instances, in topological order.
+	ops []*opState
 
 	lastDone atomic.Int64 // Unix nanoseconds of the last completed checkpoint
 
@@ -103,6 +105,37 @@ func (c *coordinator) add(node string, comp any, o *outlet) {
 	if d, ok := comp.(Drainer); ok && o != nil {
 		c.drainers = append(c.drainers, drainer{node: node, d: d, o: o})
 	}
+}
+
+// addOperator registers an operator instance: a checkpoint stops it and
+// waits until everything it emitted is written.
+func (c *coordinator) addOperator(o *opState) { c.ops = append(c.ops, o) }
+
+// drainOperators stops every operator between calls, upstream first, and
+// waits until what each emitted is acknowledged; with inputs drained,
+// nothing then moves until unlock. It returns the unlock.
+func (c *coordinator) drainOperators(ctx context.Context) (func(), error) {
+	locked := 0
+	unlock := func() {
+		for _, o := range c.ops[:locked] {
+			o.mu.Unlock()
+		}
+	}
+	for _, o := range c.ops {
+		o.mu.Lock()
+		locked++
+		wait := 50 * time.Microsecond
+		for o.inFlight.Load() > 0 {
+			select {
+			case <-ctx.Done():
+				unlock()
+				return nil, ctx.Err()
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 5*time.Millisecond)
+		}
+	}
+	return unlock, nil
 }
 
 // drain waits, with the gate held, until every batch the input has in
@@ -182,6 +215,11 @@ func (c *coordinator) take(ctx context.Context) error {
 			return fmt.Errorf("drain of input %q: %w", d.node, err)
 		}
 	}
+	unlock, err := c.drainOperators(ctx)
+	if err != nil {
+		return fmt.Errorf("drain of operators: %w", err)
+	}
+	defer unlock()
 	id := c.last + 1
 	tx := c.store.Begin()
 	for _, sc := range c.comps {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weir-dev/weir/internal/dag"
+	"github.com/weir-dev/weir/internal/event"
 )
 
 // Factory creates the components of a graph's nodes. The app layer
@@ -62,6 +63,9 @@ func (o *Options) setDefaults() {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 }
+
+// opKind marks operator stages while the pipeline is built.
+const opKind dag.Kind = -1
 
 // ErrShutdownTimeout is the cause when a graceful stop did not drain in time.
 var ErrShutdownTimeout = errors.New("shutdown timed out before in-flight events were written; they were not acknowledged and will be replayed by replayable inputs")
@@ -120,6 +124,21 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 		queues[s] = qs
 		ss.queues = qs
 	}
+	// Operators, and the stages that lead to them, get watermarks.
+	opf, _ := f.(OperatorFactory)
+	isOp := func(s *dag.Stage) bool {
+		return opf != nil && s.Head().Kind == dag.Processor && len(s.Nodes) == 1 && opf.IsOperator(s.Head())
+	}
+	needsWM := map[*dag.Stage]bool{}
+	for i := len(g.Stages) - 1; i >= 0; i-- { // stages are in topological order
+		s := g.Stages[i]
+		need := isOp(s)
+		for _, e := range s.Tail().Out {
+			need = need || needsWM[e.To.Stage]
+		}
+		needsWM[s] = need
+	}
+	wmSenders := map[*Queue]int32{}
 	dlqRouter := func(inst *instance, n *dag.Node) *router {
 		if n.DeadLetter == nil {
 			return nil
@@ -133,7 +152,7 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 	}
 	for _, s := range g.Stages {
 		for i := 0; i < s.Parallelism; i++ {
-			inst := &instance{p: p, stage: s, idx: i, stats: stageStats[s]}
+			inst := &instance{p: p, stage: s, idx: i, stats: stageStats[s], wmOut: &wmOut{cur: event.NoWatermark}}
 			if qs := queues[s]; qs != nil {
 				inst.queue = qs[i]
 			}
@@ -151,6 +170,18 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 					inst.addTargets(r.queues[i])
 				} else {
 					inst.addTargets(r.queues...)
+				}
+				if needsWM[e.To.Stage] {
+					n := len(r.queues)
+					w := &wmRoute{src: inst.wmOut, sender: make([]int32, n), sentWM: make([]int64, n), sentIdle: make([]bool, n), sent: make([]bool, n)}
+					for qi, q := range r.queues {
+						if e.Kind == dag.Forward && qi != i {
+							continue
+						}
+						wmSenders[q]++
+						w.sender[qi] = wmSenders[q]
+					}
+					r.wm = w
 				}
 				if e.Kind == dag.KeyHash {
 					h := handler(inst, e.To)
@@ -178,7 +209,11 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 			env := Env{Pipeline: g.Name, Instance: i, Parallelism: s.Parallelism, BatchSize: opts.BatchSize, Linger: opts.Linger, Registerer: opts.Registerer,
 				DeferValidation: s.Head().Kind == dag.Input && deferValidation(s.Head()), Checkpointing: p.ckpt != nil}
 			var err error
-			switch s.Head().Kind {
+			kind := s.Head().Kind
+			if isOp(s) {
+				kind = opKind
+			}
+			switch kind {
 			case dag.Input:
 				env.Node, env.Logger = s.Head().Name, p.log.With(slog.String("node", s.Head().Name))
 				inst.input, err = f.NewInput(s.Head(), env)
@@ -192,6 +227,17 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 				p.outputsLeft.Add(1)
 				if err == nil && p.ckpt != nil {
 					p.ckpt.add(s.Head().Name, inst.output, nil)
+				}
+			case opKind:
+				env.Node, env.Logger = s.Head().Name, p.log.With(slog.String("node", s.Head().Name))
+				var op Operator
+				op, err = opf.NewOperator(s.Head(), env)
+				if err == nil {
+					inst.opst = &opState{op: op}
+					if p.ckpt != nil {
+						p.ckpt.add(s.Head().Name, op, nil)
+						p.ckpt.addOperator(inst.opst)
+					}
 				}
 			default:
 				for _, n := range s.Nodes {
@@ -220,6 +266,17 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 	for _, inst := range p.insts {
 		for _, q := range inst.targets {
 			q.producers++
+		}
+		if inst.queue != nil && wmSenders[inst.queue] > 0 {
+			inst.wmIn = newWMIn(int(wmSenders[inst.queue]))
+		}
+		if inst.input != nil {
+			for _, r := range inst.routes {
+				if r.wm != nil {
+					inst.iwm = &inputWM{gen: newWMGen(inst.stage.Head().EventTime)}
+					break
+				}
+			}
 		}
 	}
 	for _, qs := range queues {

@@ -29,10 +29,17 @@ type router struct {
 	rec    Record
 	arena  arena
 	parts  []*event.Batch
+
+	// wm is set when the edge carries watermarks.
+	wm *wmRoute
 }
 
-func (r *router) push(ctx context.Context, q *Queue, b *event.Batch) error {
-	blocked, err := q.Push(ctx, b)
+// push sends b to queue qi of the router.
+func (r *router) push(ctx context.Context, qi int, b *event.Batch) error {
+	if r.wm != nil {
+		r.wm.stamp(qi, b)
+	}
+	blocked, err := r.queues[qi].Push(ctx, b)
 	if blocked > 0 {
 		r.bp.Add(int64(blocked))
 	}
@@ -50,21 +57,21 @@ func (r *router) send(ctx context.Context, b *event.Batch) error {
 	}
 	switch r.kind {
 	case dag.Forward:
-		return r.push(ctx, r.queues[r.self], b)
+		return r.push(ctx, r.self, b)
 	case dag.RoundRobin:
-		q := r.queues[r.rr%len(r.queues)]
+		qi := r.rr % len(r.queues)
 		r.rr++
-		return r.push(ctx, q, b)
+		return r.push(ctx, qi, b)
 	case dag.Broadcast:
 		n := len(r.queues)
 		event.AddAll(b.Events, n-1)
 		for i := 0; i < n-1; i++ {
-			if err := r.push(ctx, r.queues[i], cloneBatch(b)); err != nil {
+			if err := r.push(ctx, i, cloneBatch(b)); err != nil {
 				b.Release()
 				return err
 			}
 		}
-		return r.push(ctx, r.queues[n-1], b)
+		return r.push(ctx, n-1, b)
 	default:
 		return r.sendKeyed(ctx, b)
 	}
@@ -94,7 +101,7 @@ func (r *router) sendKeyed(ctx context.Context, b *event.Batch) error {
 		if p == nil {
 			p = event.GetBatch()
 			p.Born = b.Born
-			p.Unchecked, p.Origin = b.Unchecked, b.Origin
+			p.Unchecked, p.Origin, p.Partition = b.Unchecked, b.Origin, b.Partition
 			r.parts[idx] = p
 		}
 		p.Append(*ev)
@@ -110,7 +117,7 @@ func (r *router) sendKeyed(ctx context.Context, b *event.Batch) error {
 			p.Release()
 			continue
 		}
-		firstErr = r.push(ctx, r.queues[i], p)
+		firstErr = r.push(ctx, i, p)
 	}
 	if firstErr == nil && r.keyErr != nil {
 		firstErr = r.keyErr.flush(ctx)
@@ -153,6 +160,7 @@ func cloneBatch(b *event.Batch) *event.Batch {
 	nb.Born = b.Born
 	nb.Unchecked = b.Unchecked
 	nb.Origin = b.Origin
+	nb.Partition = b.Partition
 	return nb
 }
 

@@ -45,6 +45,15 @@ type instance struct {
 	// key-hash edge.
 	key    *expr.Program
 	keyErr *errHandler
+
+	// Event time (see watermark.go): wmIn tracks the input queue's
+	// watermark (nil when no sender carries one), wmOut is what this
+	// instance passes on, iwm makes an input's watermark. opst is set for
+	// operator stages.
+	wmIn  *wmIn
+	wmOut *wmOut
+	iwm   *inputWM
+	opst  *opState
 }
 
 func (inst *instance) addTargets(qs ...*Queue) {
@@ -73,6 +82,8 @@ func (inst *instance) run(runCtx, inputCtx context.Context) error {
 		return inst.runInput(runCtx, inputCtx)
 	case inst.output != nil:
 		return inst.runOutput(runCtx)
+	case inst.opst != nil:
+		return inst.runOperator(runCtx)
 	default:
 		return inst.runChain(runCtx)
 	}
@@ -85,7 +96,7 @@ func (inst *instance) emit(ctx context.Context, b *event.Batch) error {
 			event.DoneAll(b.Events)
 		}
 		b.Release()
-		return nil
+		return inst.syncWM(ctx)
 	}
 	last := len(inst.routes) - 1
 	if last > 0 {
@@ -103,7 +114,7 @@ func (inst *instance) emit(ctx context.Context, b *event.Batch) error {
 			return err
 		}
 	}
-	return nil
+	return inst.syncWM(ctx)
 }
 
 func (inst *instance) flushDeadLetters(ctx context.Context) error {
@@ -144,6 +155,17 @@ func (o *outlet) enter() func() {
 
 func (o *outlet) Emit(_ context.Context, b *event.Batch) error {
 	defer o.enter()()
+	if w := o.inst.iwm; w != nil {
+		w.emitMu.Lock()
+		defer w.emitMu.Unlock()
+		if err := o.stampTimes(b); err != nil {
+			return err
+		}
+		now := time.Now()
+		w.gen.observe(b.Partition, b.Events, now)
+		w.gen.update(now)
+		o.inst.wmOut.cur, o.inst.wmOut.idle = w.gen.cur, w.gen.idle
+	}
 	n := uint64(len(b.Events))
 	if b.Born == 0 {
 		b.Born = time.Now().UnixNano()
@@ -159,6 +181,59 @@ func (o *outlet) Emit(_ context.Context, b *event.Batch) error {
 	return o.inst.handlers[0].flush(o.ctx)
 }
 
+// stampTimes computes the event time of every event of b from the input's
+// event_time expression; events it fails on follow the input's error
+// policy and leave the batch.
+func (o *outlet) stampTimes(b *event.Batch) error {
+	g := o.inst.iwm.gen
+	if g.spec.Expr == nil {
+		return nil
+	}
+	w := 0
+	for i := range b.Events {
+		ev := &b.Events[i]
+		if err := g.stamp(ev); err != nil {
+			b.Bytes -= ev.Size()
+			o.inst.nodes[0].In.Add(1)
+			if herr := o.inst.handlers[0].handle(o.ctx, ev, err); herr != nil {
+				return herr
+			}
+			continue
+		}
+		if w != i {
+			b.Events[w] = *ev
+		}
+		w++
+	}
+	clear(b.Events[w:])
+	b.Events = b.Events[:w]
+	return nil
+}
+
+// tickWM recomputes an input's watermark with the clock, so that partitions
+// that went quiet stop holding it back, and tells downstream.
+func (o *outlet) tickWM(ctx context.Context) error {
+	w := o.inst.iwm
+	w.emitMu.Lock()
+	defer w.emitMu.Unlock()
+	if !w.gen.update(time.Now()) {
+		return nil
+	}
+	o.inst.wmOut.cur, o.inst.wmOut.idle = w.gen.cur, w.gen.idle
+	return o.inst.syncWM(ctx)
+}
+
+// finishWM sends the end-of-time watermark of an input that has read
+// everything.
+func (o *outlet) finishWM(ctx context.Context) error {
+	w := o.inst.iwm
+	w.emitMu.Lock()
+	defer w.emitMu.Unlock()
+	w.gen.finish()
+	o.inst.wmOut.cur, o.inst.wmOut.idle = w.gen.cur, w.gen.idle
+	return o.inst.syncWM(ctx)
+}
+
 func (o *outlet) Reject(_ context.Context, e event.Event, err error) error {
 	defer o.enter()()
 	o.inst.nodes[0].In.Add(1)
@@ -168,7 +243,29 @@ func (o *outlet) Reject(_ context.Context, e event.Event, err error) error {
 func (inst *instance) runInput(runCtx, inputCtx context.Context) error {
 	o := inst.outlet
 	o.ctx = runCtx
+	if w := inst.iwm; w != nil && w.gen.spec.IdleTimeout > 0 {
+		tctx, stop := context.WithCancel(inputCtx)
+		defer stop()
+		go func() {
+			t := time.NewTicker(max(w.gen.spec.IdleTimeout/4, time.Millisecond))
+			defer t.Stop()
+			for {
+				select {
+				case <-tctx.Done():
+					return
+				case <-t.C:
+					if o.tickWM(runCtx) != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
 	err := inst.input.Run(inputCtx, o)
+	if err == nil && inputCtx.Err() == nil && inst.iwm != nil {
+		// The input read everything it will ever read (not a stop).
+		err = o.finishWM(runCtx)
+	}
 	if ferr := inst.flushDeadLetters(runCtx); err == nil {
 		err = ferr
 	}
@@ -214,6 +311,16 @@ func (inst *instance) runChain(ctx context.Context) error {
 		b, res := inst.queue.Pop(ctx, 0)
 		if res != Popped {
 			break
+		}
+		if inst.wmIn != nil && inst.wmIn.observe(b) {
+			inst.wmOut.cur, inst.wmOut.idle = inst.wmIn.cur, inst.wmIn.allIdle
+		}
+		if len(b.Events) == 0 {
+			b.Release()
+			if err := inst.syncWM(ctx); err != nil {
+				return err
+			}
+			continue
 		}
 		t0 := time.Now()
 		for _, a := range inst.aware {
@@ -385,6 +492,10 @@ func (inst *instance) runOutput(ctx context.Context) (err error) {
 				}
 				return nil
 			}
+		}
+		if len(b.Events) == 0 {
+			b.Release() // a watermark only
+			continue
 		}
 		st.In.Add(uint64(len(b.Events)))
 		t0 := time.Now()
