@@ -165,7 +165,7 @@ func (o *Op) Process(_ context.Context, evs []event.Event, out *runtime.Collecto
 		for _, s := range o.starts {
 			var wd *win
 			if w.kind == session {
-				wd = o.sessionFor(key, s, s+w.gap)
+				wd, s = o.sessionFor(key, s, s+w.gap)
 			} else {
 				wd = o.window(key, s, s+w.size)
 			}
@@ -176,17 +176,15 @@ func (o *Op) Process(_ context.Context, evs []event.Event, out *runtime.Collecto
 			if o.hold {
 				wd.hold(ev.Ack)
 			}
-		}
-	}
-	// A window that already fired and takes late events within its
-	// lateness emits an updated result now.
-	if w.allowedLateness > 0 {
-		for k, wd := range o.wins {
-			if wd.fired && wd.dirty {
-				o.emit(out, k, wd, true)
+			if wd.fired {
+				// A late event within the allowed lateness: the window
+				// emits an updated result, one per such event.
+				o.emit(out, winKey{key, s}, wd, true)
 			}
 		}
 	}
+	// Windows opened by events within the allowed lateness are due now.
+	o.fireDue(out)
 	return nil
 }
 
@@ -223,9 +221,9 @@ func (o *Op) window(key string, start, end int64) *win {
 	return wd
 }
 
-// sessionFor returns the session of key that [start, end) falls in,
-// merging every session it overlaps into one.
-func (o *Op) sessionFor(key string, start, end int64) *win {
+// sessionFor returns the session of key that [start, end) falls in, and
+// its start, merging every session it overlaps into one.
+func (o *Op) sessionFor(key string, start, end int64) (*win, int64) {
 	starts := o.sessions[key]
 	var merged *win
 	mStart, mEnd := start, end
@@ -255,7 +253,12 @@ func (o *Op) sessionFor(key string, start, end int64) *win {
 	}
 	merged.end = mEnd
 	o.wins[winKey{key, mStart}] = merged
-	heap.Push(&o.timers, timer{at: mEnd - 1, key: key, start: mStart})
+	if merged.fired {
+		// It took events after its result: drop it after its lateness.
+		heap.Push(&o.timers, timer{at: mEnd - 1 + o.w.allowedLateness, key: key, start: mStart, purge: true})
+	} else {
+		heap.Push(&o.timers, timer{at: mEnd - 1, key: key, start: mStart})
+	}
 	// keep sorted
 	i := 0
 	for i < len(keep) && keep[i] < mStart {
@@ -265,7 +268,7 @@ func (o *Op) sessionFor(key string, start, end int64) *win {
 	copy(keep[i+1:], keep[i:])
 	keep[i] = mStart
 	o.sessions[key] = keep
-	return merged
+	return merged, mStart
 }
 
 // Advance implements runtime.Operator.
@@ -281,6 +284,21 @@ func (o *Op) Advance(_ context.Context, watermark, now int64, out *runtime.Colle
 	} else {
 		o.clock = o.wm
 	}
+	o.fireDue(out)
+	if o.w.earlyFire > 0 && now-o.lastEarly >= o.w.earlyFire {
+		o.lastEarly = now
+		for k, wd := range o.wins {
+			if !wd.fired && wd.dirty {
+				o.emit(out, k, wd, false)
+			}
+		}
+	}
+	return nil
+}
+
+// fireDue emits the windows whose end the clock has passed and drops those
+// past their lateness.
+func (o *Op) fireDue(out *runtime.Collector) {
 	for len(o.timers) > 0 && o.timers[0].at <= o.clock && o.clock != event.NoWatermark {
 		t := heap.Pop(&o.timers).(timer)
 		k := winKey{t.key, t.start}
@@ -301,15 +319,6 @@ func (o *Op) Advance(_ context.Context, watermark, now int64, out *runtime.Colle
 			o.drop(k)
 		}
 	}
-	if o.w.earlyFire > 0 && now-o.lastEarly >= o.w.earlyFire {
-		o.lastEarly = now
-		for k, wd := range o.wins {
-			if !wd.fired && wd.dirty {
-				o.emit(out, k, wd, false)
-			}
-		}
-	}
-	return nil
 }
 
 // drop forgets a window.

@@ -1,0 +1,374 @@
+package window_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/weir-dev/weir/internal/config"
+	"github.com/weir-dev/weir/internal/dag"
+	"github.com/weir-dev/weir/internal/event"
+	"github.com/weir-dev/weir/internal/processor/window"
+	"github.com/weir-dev/weir/internal/runtime"
+)
+
+func init() {
+	dag.Fusable = func(n *dag.Node) bool { return n.Kind == dag.Processor && n.Type != "window" }
+}
+
+// rec is one generated event.
+type rec struct {
+	part int32
+	key  string
+	t    int64 // ms
+	v    int64
+}
+
+// script is a stream in the order the input emits it: batches, each from
+// one partition.
+type script [][]rec
+
+// scriptInput emits a script.
+type scriptInput struct{ s script }
+
+func (in *scriptInput) Run(ctx context.Context, out runtime.Outlet) error {
+	for _, batch := range in.s {
+		b := event.GetBatch()
+		b.Partition = batch[0].part
+		for _, r := range batch {
+			v := fmt.Appendf(nil, `{"k":%q,"v":%d}`, r.key, r.v)
+			b.Append(event.Event{Key: []byte(r.key), Value: v, Time: r.t * 1e6, Offset: -1})
+		}
+		if err := out.Emit(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type capture struct {
+	mu   *sync.Mutex
+	vals *[]string
+	buf  []string
+}
+
+func (c *capture) Write(_ context.Context, evs []event.Event) error {
+	for i := range evs {
+		c.buf = append(c.buf, string(evs[i].Value))
+	}
+	return nil
+}
+
+func (c *capture) Flush(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	*c.vals = append(*c.vals, c.buf...)
+	c.buf = c.buf[:0]
+	return nil
+}
+
+func (c *capture) Close(ctx context.Context) error { return c.Flush(ctx) }
+
+type factory struct {
+	in   runtime.Input
+	w    *window.Window
+	mu   sync.Mutex
+	vals []string
+}
+
+func (f *factory) NewInput(*dag.Node, runtime.Env) (runtime.Input, error) { return f.in, nil }
+func (f *factory) NewProcessor(*dag.Node, runtime.Env) (runtime.Processor, error) {
+	return nil, fmt.Errorf("no processors")
+}
+func (f *factory) NewOutput(*dag.Node, runtime.Env) (runtime.Output, error) {
+	return &capture{mu: &f.mu, vals: &f.vals}, nil
+}
+func (f *factory) IsOperator(n *dag.Node) bool { return n.Type == "window" }
+func (f *factory) NewOperator(_ *dag.Node, env runtime.Env) (runtime.Operator, error) {
+	return f.w.New(env, true)
+}
+
+func compile(t *testing.T, cfg window.Config) *window.Window {
+	t.Helper()
+	w, errs := window.Compile(cfg, "processors.w", func(string) config.Pos { return config.Pos{} })
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return w
+}
+
+func aggs(kv ...string) config.Ordered[config.Expr] {
+	var o config.Ordered[config.Expr]
+	for i := 0; i < len(kv); i += 2 {
+		o = append(o, config.Entry[config.Expr]{Key: kv[i], Value: config.Expr{Src: kv[i+1]}})
+	}
+	return o
+}
+
+// run runs script through input → window (2 instances, keyed) → capture.
+func run(t *testing.T, s script, w *window.Window, ooo time.Duration) []string {
+	t.Helper()
+	p, err := config.Parse("t.yaml", fmt.Appendf(nil, `
+name: t
+control: {address: ""}
+inputs:
+  in: {type: script, event_time: {max_out_of_orderness: %s}}
+processors:
+  w: {type: window, from: in, key_by: k, parallelism: 2}
+outputs:
+  out: {type: capture, from: w}
+`, ooo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := dag.Build(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &factory{in: &scriptInput{s: s}, w: w}
+	pl, err := runtime.New(g, f, runtime.Options{BatchSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := pl.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return f.vals
+}
+
+// genScript makes n events over parts partitions and keys keys, times
+// advancing ~step ms per event with a jitter of up to disorder ms, in
+// batches of random size from random partitions.
+func genScript(rng *rand.Rand, n, parts, keys int, step, disorder int64) script {
+	perPart := make([][]rec, parts)
+	for i := range n {
+		p := rng.IntN(parts)
+		t := int64(i)*step + rng.Int64N(disorder+1) - disorder/2 + 1_000_000
+		perPart[p] = append(perPart[p], rec{part: int32(p), key: fmt.Sprintf("k%d", rng.IntN(keys)), t: t, v: rng.Int64N(1000)})
+	}
+	var s script
+	for {
+		live := []int{}
+		for p, rs := range perPart {
+			if len(rs) > 0 {
+				live = append(live, p)
+			}
+		}
+		if len(live) == 0 {
+			return s
+		}
+		p := live[rng.IntN(len(live))]
+		k := min(1+rng.IntN(20), len(perPart[p]))
+		s = append(s, perPart[p][:k])
+		perPart[p] = perPart[p][k:]
+	}
+}
+
+// result is one window result, as the reference computes it.
+type result struct {
+	Key      string `json:"k"`
+	Start    int64  `json:"window_start"`
+	End      int64  `json:"window_end"`
+	N        int64  `json:"n"`
+	Sum      int64  `json:"s"`
+	Min      int64  `json:"lo"`
+	Max      int64  `json:"hi"`
+	Distinct int64  `json:"d"`
+}
+
+type refWin struct {
+	start, end int64
+	vals       []int64
+	fired      bool
+}
+
+func (w *refWin) result(key string) result {
+	r := result{Key: key, Start: w.start, End: w.end, N: int64(len(w.vals)), Min: w.vals[0], Max: w.vals[0]}
+	seen := map[int64]bool{}
+	for _, v := range w.vals {
+		r.Sum += v
+		r.Min, r.Max = min(r.Min, v), max(r.Max, v)
+		seen[((v%7)+7)%7] = true
+	}
+	r.Distinct = int64(len(seen))
+	return r
+}
+
+// reference runs the window semantics on the script with plain maps: the
+// watermark after each batch is the least over partitions seen so far of
+// (highest time − ooo − 1); an event is late when every window it falls in
+// has end−1+lateness ≤ the watermark before its batch. It returns the last
+// result of every window and the number of late events.
+func reference(s script, kind string, size, slide, gap, ooo, lateness int64) (map[string]result, int) {
+	maxT := map[int32]int64{}
+	wm := int64(-1 << 62)
+	open := map[string]map[int64]*refWin{} // key → start → window
+	final := map[string]result{}
+	late := 0
+	id := func(key string, start int64) string { return fmt.Sprintf("%s@%d", key, start) }
+	closed := func(end int64) bool { return end-1+lateness <= wm }
+	fire := func() {
+		for key, ws := range open {
+			for start, w := range ws {
+				if !w.fired && w.end-1 <= wm {
+					w.fired = true
+					final[id(key, start)] = w.result(key)
+				}
+				if w.end-1+lateness <= wm {
+					delete(ws, start)
+				}
+			}
+		}
+	}
+	for _, batch := range s {
+		for _, r := range batch {
+			ws := open[r.key]
+			if ws == nil {
+				ws = map[int64]*refWin{}
+				open[r.key] = ws
+			}
+			switch kind {
+			case "session":
+				if closed(r.t + gap) {
+					late++
+					continue
+				}
+				nw := &refWin{start: r.t, end: r.t + gap, vals: []int64{r.v}}
+				for start, w := range ws {
+					if w.start < nw.end && nw.start < w.end {
+						nw.start, nw.end = min(nw.start, w.start), max(nw.end, w.end)
+						nw.vals = append(nw.vals, w.vals...)
+						nw.fired = nw.fired || w.fired
+						delete(ws, start)
+					}
+				}
+				ws[nw.start] = nw
+				if nw.fired {
+					final[id(r.key, nw.start)] = nw.result(r.key)
+				}
+			default:
+				var starts []int64
+				last := r.t - ((r.t%slide)+slide)%slide
+				for st := last; st > r.t-size; st -= slide {
+					if !closed(st + size) {
+						starts = append(starts, st)
+					}
+				}
+				if len(starts) == 0 {
+					late++
+					continue
+				}
+				for _, st := range starts {
+					w := ws[st]
+					if w == nil {
+						w = &refWin{start: st, end: st + size}
+						ws[st] = w
+					}
+					w.vals = append(w.vals, r.v)
+					if w.fired {
+						final[id(r.key, st)] = w.result(r.key)
+					}
+				}
+			}
+		}
+		maxT[batch[0].part] = max(maxT[batch[0].part], slices.Max(times(batch)))
+		low := int64(1 << 62)
+		for _, m := range maxT {
+			low = min(low, m-ooo-1)
+		}
+		wm = max(wm, low)
+		fire()
+	}
+	wm = 1 << 62
+	fire()
+	return final, late
+}
+
+func times(rs []rec) []int64 {
+	out := make([]int64, len(rs))
+	for i, r := range rs {
+		out[i] = r.t
+	}
+	return out
+}
+
+// TestWindowsMatchReference: tumbling, sliding and session windows over
+// random out-of-order streams from several partitions, with late events
+// and allowed lateness, equal a brute-force reference, seed after seed.
+func TestWindowsMatchReference(t *testing.T) {
+	cases := []struct {
+		kind                    string
+		size, slide, gap        int64 // ms
+		ooo, lateness, disorder int64 // ms
+	}{
+		{kind: "tumbling", size: 100, ooo: 20, disorder: 30},
+		{kind: "tumbling", size: 100, ooo: 5, lateness: 40, disorder: 60},
+		{kind: "sliding", size: 100, slide: 25, ooo: 10, disorder: 30},
+		{kind: "session", gap: 15, ooo: 10, disorder: 20},
+		{kind: "session", gap: 15, ooo: 0, lateness: 10, disorder: 40},
+	}
+	for _, tc := range cases {
+		lateSeen := 0
+		for seed := range uint64(4) {
+			name := fmt.Sprintf("%s/size=%d,slide=%d,gap=%d,ooo=%d,lateness=%d/seed=%d", tc.kind, tc.size, tc.slide, tc.gap, tc.ooo, tc.lateness, seed)
+			t.Run(name, func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(seed, 7))
+				s := genScript(rng, 3000, 3, 5, 2, tc.disorder)
+				cfg := window.DefaultConfig()
+				cfg.Window, cfg.KeyField = tc.kind, "k"
+				cfg.Size, cfg.Slide, cfg.Gap = ms(tc.size), ms(tc.slide), ms(tc.gap)
+				cfg.AllowedLateness = ms(tc.lateness)
+				cfg.Aggregates = aggs("n", "count()", "s", "sum(v)", "lo", "min(v)", "hi", "max(v)", "d", "count_distinct(v % 7)")
+				slide := tc.slide
+				if tc.kind == "tumbling" {
+					slide = tc.size
+				}
+				want, wantLate := reference(s, tc.kind, tc.size, slide, tc.gap, tc.ooo, tc.lateness)
+				got := map[string]result{}
+				for _, v := range run(t, s, compile(t, cfg), ms(tc.ooo)) {
+					var r result
+					if err := json.Unmarshal([]byte(v), &r); err != nil {
+						t.Fatalf("result %s: %v", v, err)
+					}
+					got[fmt.Sprintf("%s@%d", r.Key, r.Start)] = r // the last result of a window counts
+				}
+				if len(got) != len(want) {
+					t.Errorf("%d windows, want %d", len(got), len(want))
+				}
+				keys := make([]string, 0, len(want))
+				for k := range want {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				bad := 0
+				for _, k := range keys {
+					if got[k] != want[k] && bad < 5 {
+						bad++
+						t.Errorf("window %s: got %+v, want %+v", k, got[k], want[k])
+					}
+				}
+				inWindows := int64(0)
+				for _, r := range want {
+					inWindows += r.N
+				}
+				if tc.kind == "tumbling" && int(inWindows)+wantLate != 3000 {
+					t.Errorf("reference lost events: %d in windows + %d late", inWindows, wantLate)
+				}
+				lateSeen += wantLate
+			})
+		}
+		if lateSeen == 0 {
+			t.Errorf("%s: no stream had late events: make them more out of order", tc.kind)
+		}
+	}
+}
+
+func ms(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
