@@ -372,3 +372,81 @@ func TestWindowsMatchReference(t *testing.T) {
 }
 
 func ms(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
+
+// blockingInput emits its script, then waits until the pipeline stops: a
+// source that stays open.
+type blockingInput struct{ s script }
+
+func (in *blockingInput) Run(ctx context.Context, out runtime.Outlet) error {
+	if err := (&scriptInput{s: in.s}).Run(ctx, out); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// TestIdlePartitionStopsHoldingWatermark: partition 1 goes quiet early;
+// with an idle_timeout its watermark stops holding windows back, so they
+// close while the source is still open. Without one they stay open.
+func TestIdlePartitionStopsHoldingWatermark(t *testing.T) {
+	var s script
+	s = append(s, []rec{{part: 1, key: "a", t: 50, v: 1}})
+	for i := range int64(100) {
+		s = append(s, []rec{{part: 0, key: "a", t: i * 10, v: 1}})
+	}
+	for _, idle := range []time.Duration{0, 50 * time.Millisecond} {
+		t.Run(fmt.Sprintf("idle_timeout=%s", idle), func(t *testing.T) {
+			p, err := config.Parse("t.yaml", fmt.Appendf(nil, `
+name: t
+control: {address: ""}
+inputs:
+  in: {type: script, event_time: {idle_timeout: %s}}
+processors:
+  w: {type: window, from: in, key_by: k}
+outputs:
+  out: {type: capture, from: w}
+`, idle))
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := dag.Build(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := window.DefaultConfig()
+			cfg.Window, cfg.Size, cfg.Aggregates = "tumbling", ms(100), aggs("n", "count()")
+			f := &factory{in: &blockingInput{s: s}, w: compile(t, cfg)}
+			pl, err := runtime.New(g, f, runtime.Options{BatchSize: 64, Linger: 5 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- pl.Run(ctx) }()
+			results := func() int {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				return len(f.vals)
+			}
+			// Windows [0,100) … [800,900) can close on partition 0 alone.
+			deadline := time.Now().Add(10 * time.Second)
+			for results() < 9 && time.Now().Before(deadline) && idle > 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if idle == 0 {
+				time.Sleep(300 * time.Millisecond) // give a wrong implementation time to close windows
+			}
+			n := results()
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if idle > 0 && n < 9 {
+				t.Fatalf("%d windows closed while the source was open, want 9: the idle partition held the watermark", n)
+			}
+			if idle == 0 && n != 0 {
+				t.Fatalf("%d windows closed, want 0: partition 1 (last event at 50 ms) must hold the watermark at 49 ms", n)
+			}
+		})
+	}
+}
