@@ -81,7 +81,7 @@ func (c *Collector) Late(e *event.Event) {
 	c.err = h.handle(c.ctx, &cp, ErrLate)
 }
 
-// Late returns how many late events this operator instance has seen.
+// LateCount returns how many late events this operator instance has seen.
 func (c *Collector) LateCount() uint64 { return c.late.Load() }
 
 // opState is the per-instance state of an operator stage.

@@ -17,6 +17,7 @@
 package window
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -201,7 +202,7 @@ func parseAgg(name string, x config.Expr) (aggSpec, *config.Error) {
 	prog, err := expr.Compile(inner)
 	if err != nil {
 		ce := &config.Error{Pos: x.Pos, Msg: err.Error(), Expected: "a valid expression"}
-		if ee, ok := err.(*expr.Error); ok {
+		if ee, ok := errors.AsType[*expr.Error](err); ok {
 			ce.Pos = x.PosAt(ee.Pos + open + 1 + (len(src[open+1:]) - len(strings.TrimLeft(src[open+1:], " "))))
 			ce.Msg, ce.Hint = ee.Msg, ee.Hint
 		}
