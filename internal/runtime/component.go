@@ -41,6 +41,15 @@ type Outlet interface {
 	Reject(ctx context.Context, e event.Event, err error) error
 }
 
+// Partitioned is implemented by inputs that read source partitions and set
+// event.Batch.Partition. Partitions lists this instance's partitions before
+// Run: each holds the input's watermark back from the start (until it sends
+// events, or stays quiet for the idle timeout), so events of a partition not
+// read yet are not made late by the others.
+type Partitioned interface {
+	Partitions() []int32
+}
+
 // InputCloser is implemented by inputs that have progress to commit or
 // resources to release after the pipeline has drained. Close runs once,
 // after every event the input emitted has been acknowledged or the pipeline

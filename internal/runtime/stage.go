@@ -243,6 +243,9 @@ func (o *outlet) Reject(_ context.Context, e event.Event, err error) error {
 func (inst *instance) runInput(runCtx, inputCtx context.Context) error {
 	o := inst.outlet
 	o.ctx = runCtx
+	if pi, ok := inst.input.(Partitioned); ok && inst.iwm != nil {
+		inst.iwm.gen.expect(pi.Partitions(), time.Now())
+	}
 	if w := inst.iwm; w != nil && w.gen.spec.IdleTimeout > 0 {
 		tctx, stop := context.WithCancel(inputCtx)
 		defer stop()

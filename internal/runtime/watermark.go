@@ -148,6 +148,16 @@ func timeValue(v jsondoc.Value, unit time.Duration) (int64, error) {
 	}
 }
 
+// expect registers partitions before any event, as of now: each holds the
+// watermark back until it sends events or idles.
+func (g *wmGen) expect(parts []int32, now time.Time) {
+	for _, p := range parts {
+		if g.parts[p] == nil {
+			g.parts[p] = &partWM{maxTime: math.MinInt64, lastSeen: now}
+		}
+	}
+}
+
 // observe accounts for the events of a batch from partition part.
 func (g *wmGen) observe(part int32, evs []event.Event, now time.Time) {
 	if len(evs) == 0 {
@@ -177,7 +187,7 @@ func (g *wmGen) update(now time.Time) bool {
 		}
 		active = true
 		wm := event.NoWatermark
-		if p.maxTime > math.MinInt64+ooo+1 {
+		if p.maxTime != math.MinInt64 && p.maxTime > math.MinInt64+ooo+1 {
 			wm = p.maxTime - ooo - 1
 		}
 		low = min(low, wm)

@@ -152,6 +152,16 @@ func (ps *partSource) committed() int64 {
 	return ps.start.Load()
 }
 
+// Partitions implements runtime.Partitioned: the partitions this instance
+// reads.
+func (s *Source) Partitions() []int32 {
+	out := make([]int32, len(s.parts))
+	for i, ps := range s.parts {
+		out[i] = int32(ps.id)
+	}
+	return out
+}
+
 // Run reads until ctx ends.
 func (s *Source) Run(ctx context.Context, out runtime.Outlet) error {
 	if len(s.parts) == 0 {
@@ -217,6 +227,7 @@ func (s *Source) readOnce(ctx context.Context, ps *partSource, out runtime.Outle
 	}
 	b := event.GetBatch()
 	b.Unchecked = s.env.DeferValidation
+	b.Partition = int32(ps.id)
 	ticket := ps.prog.Add(lines.Position{Source: "log", Offset: next})
 	ack := event.NewAck(len(recs), func() { ps.prog.Done(ticket) })
 	for i := range recs {
