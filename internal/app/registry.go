@@ -54,7 +54,7 @@ func init() {
 // Components lists every component weir knows, by kind and type.
 func Components() []Component {
 	return []Component{
-		{Kind: dag.Input, Type: "generate", Summary: "deterministic synthetic web-analytics events",
+		{Kind: dag.Input, Type: "generate", Summary: "deterministic synthetic events: web analytics or the Nexmark benchmark stream",
 			Config: func() any { c := generate.DefaultConfig(); return &c },
 			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
 				c := *cfg.(*generate.Config)

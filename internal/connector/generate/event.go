@@ -4,6 +4,8 @@ import (
 	"math/bits"
 	"strconv"
 	"time"
+
+	"github.com/weir-dev/weir/internal/nexmark"
 )
 
 // The vocabulary of generated events. Changing any of it changes every
@@ -37,7 +39,8 @@ const (
 // defined by seed and cfg, and returns the extended slice. It is what every
 // generate input emits, so tests and benchmarks can reproduce a stream. An
 // empty cfg.StartTime means the Unix epoch here (a running input uses the
-// wall clock at its start instead). cfg must be valid.
+// wall clock at its start instead). The nexmark schema ignores seed. cfg
+// must be valid.
 func Event(seed int64, seq int64, cfg Config, dst []byte) []byte {
 	var start time.Time
 	if cfg.StartTime != "" {
@@ -45,11 +48,44 @@ func Event(seed int64, seq int64, cfg Config, dst []byte) []byte {
 	} else {
 		start = time.Unix(0, 0)
 	}
-	sp := newSpec(cfg, start)
-	sp.seed = seed
-	dst, _ = sp.appendEvent(dst, seq)
+	cfg.Seed = seed
+	dst, _ = newStream(cfg, start).appendEvent(dst, seq)
 	return dst
 }
+
+// stream makes the events of one schema.
+type stream interface {
+	// appendEvent appends event seq and returns it with its time in Unix
+	// nanoseconds.
+	appendEvent(dst []byte, seq int64) ([]byte, int64)
+	// maxEventLen bounds the length of any event, so that an arena with
+	// this much room never has to grow for one more event.
+	maxEventLen() int
+}
+
+// newStream compiles cfg, which must be valid, with event 0 at start.
+func newStream(cfg Config, start time.Time) stream {
+	if cfg.Schema == SchemaNexmark {
+		nc := cfg.Nexmark
+		nc.Start = start
+		g, err := nexmark.NewGenerator(nc)
+		if err != nil {
+			panic("generate: invalid nexmark config: " + err.Error())
+		}
+		return nexmarkStream{g}
+	}
+	sp := newSpec(cfg, start)
+	return &sp
+}
+
+// nexmarkStream is the nexmark schema.
+type nexmarkStream struct{ g *nexmark.Generator }
+
+func (s nexmarkStream) appendEvent(dst []byte, seq int64) ([]byte, int64) {
+	return s.g.AppendEvent(dst, seq)
+}
+
+func (s nexmarkStream) maxEventLen() int { return s.g.MaxEventLen() }
 
 // spec is a Config compiled for generating events.
 type spec struct {

@@ -1,11 +1,14 @@
-// Package generate is an input that makes synthetic web-analytics events: a
-// deterministic stream for demos, tests and benchmarks.
+// Package generate is an input that makes synthetic events: a
+// deterministic stream for demos, tests and benchmarks. Its schema picks
+// the events: web-analytics events (web, the default), or the persons,
+// auctions and bids of the Nexmark benchmark (nexmark, made by package
+// nexmark).
 //
-// Each event is a pure function of the seed and its sequence number (see
-// Event), so the stream is the same whatever the rate or parallelism:
+// Each event is a pure function of the settings and its sequence number
+// (see Event), so the stream is the same whatever the rate or parallelism:
 // instance i of p produces sequence numbers i, i+p, i+2p, … below count, at
 // rate/p events per second. Event.Offset is the sequence number and
-// Event.Time the event's ts field in nanoseconds.
+// Event.Time the event's time (ts or date_time) in nanoseconds.
 //
 // Per event the input does not allocate: events are written into an arena
 // allocated per batch, and each batch has one Ack.
@@ -20,40 +23,54 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/event"
+	"github.com/weir-dev/weir/internal/nexmark"
 	"github.com/weir-dev/weir/internal/runtime"
 )
 
-// Config is the YAML configuration of a generate input.
+// Schemas of generated events.
+const (
+	SchemaWeb     = "web"
+	SchemaNexmark = "nexmark"
+)
+
+// Config is the YAML configuration of a generate input. Seed, Users and
+// Weights shape the web schema only; Nexmark the nexmark schema only (its
+// Start is ignored: StartTime sets it).
 type Config struct {
-	Rate      float64 `yaml:"rate" doc:"Events per second over all instances; 0 generates as fast as the pipeline accepts them." default:"0"`
-	Count     int64   `yaml:"count" doc:"Total number of events to generate, after which the input finishes; 0 means no limit." default:"0"`
-	Seed      int64   `yaml:"seed" doc:"Seed of the pseudo-random stream: the same seed and settings give the same events." default:"1"`
-	Users     int64   `yaml:"users" doc:"Number of distinct user ids, u_0 to u_<users-1>." default:"10000"`
-	StartTime string  `yaml:"start_time" doc:"Event time of sequence number 0 (RFC 3339); empty means the wall clock when the input starts." default:""`
-	Weights   []int   `yaml:"weights" doc:"Relative frequencies of the view, click and purchase event types, as three integers." default:"[70, 25, 5]"`
+	Schema    string         `yaml:"schema" enum:"web|nexmark" doc:"The events to make: web (synthetic web analytics) or nexmark (the persons, auctions and bids of the Nexmark benchmark); empty means web." default:"web"`
+	Rate      float64        `yaml:"rate" doc:"Events per second over all instances; 0 generates as fast as the pipeline accepts them." default:"0"`
+	Count     int64          `yaml:"count" doc:"Total number of events to generate, after which the input finishes; 0 means no limit." default:"0"`
+	Seed      int64          `yaml:"seed" doc:"Seed of the pseudo-random stream: the same seed and settings give the same events (web schema only)." default:"1"`
+	Users     int64          `yaml:"users" doc:"Number of distinct user ids, u_0 to u_<users-1> (web schema only)." default:"10000"`
+	StartTime string         `yaml:"start_time" doc:"Event time of sequence number 0 (RFC 3339); empty means the wall clock when the input starts." default:""`
+	Weights   []int          `yaml:"weights" doc:"Relative frequencies of the view, click and purchase event types, as three integers (web schema only)." default:"[70, 25, 5]"`
+	Nexmark   nexmark.Config `yaml:"nexmark" doc:"Settings of the nexmark schema: event_rate, out_of_order_group_size, hot ratios, num_active_people, num_in_flight_auctions, padding."`
 }
 
 // DefaultConfig returns the defaults, to decode the YAML over.
 func DefaultConfig() Config {
-	return Config{Seed: 1, Users: 10000, Weights: []int{70, 25, 5}}
+	return Config{Schema: SchemaWeb, Seed: 1, Users: 10000, Weights: []int{70, 25, 5}, Nexmark: nexmark.DefaultConfig()}
 }
 
 // Validate reports every problem with c as *config.FieldError values joined
-// with errors.Join, or nil.
+// with errors.Join, or nil. Settings of the other schema than c's must be
+// left at their defaults (or zero).
 func (c Config) Validate() error {
 	var errs []error
+	web := c.Schema == "" || c.Schema == SchemaWeb
 	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
 		errs = append(errs, &config.FieldError{Field: "rate", Msg: fmt.Sprintf("invalid rate %v", c.Rate), Expected: "a number of events per second >= 0 (0 = as fast as possible)"})
 	}
 	if c.Count < 0 {
 		errs = append(errs, &config.FieldError{Field: "count", Msg: fmt.Sprintf("negative count %d", c.Count), Expected: "a number of events >= 0 (0 = no limit)"})
 	}
-	if c.Users < 1 {
+	if web && c.Users < 1 {
 		errs = append(errs, &config.FieldError{Field: "users", Msg: fmt.Sprintf("users is %d", c.Users), Expected: "at least 1"})
 	}
 	if c.StartTime != "" {
@@ -61,23 +78,78 @@ func (c Config) Validate() error {
 			errs = append(errs, &config.FieldError{Field: "start_time", Msg: fmt.Sprintf("cannot parse %q", c.StartTime), Expected: "an RFC 3339 time such as 2024-05-01T00:00:00Z", Hint: "leave it empty to start at the current time"})
 		}
 	}
-	if len(c.Weights) != 3 {
-		errs = append(errs, &config.FieldError{Field: "weights", Msg: fmt.Sprintf("%d weights given", len(c.Weights)), Expected: "three integers for view, click and purchase, such as [70, 25, 5]"})
-	} else {
-		sum := 0
-		for _, w := range c.Weights {
-			if w < 0 || w > math.MaxInt32 {
-				errs = append(errs, &config.FieldError{Field: "weights", Msg: fmt.Sprintf("weight %d out of range", w), Expected: "integers between 0 and 2147483647"})
-				sum = -1
-				break
+	if web {
+		errs = append(errs, validateWeights(c.Weights)...)
+	}
+	switch {
+	case web:
+		nc := c.Nexmark
+		nc.Start = time.Time{}
+		if nc != (nexmark.Config{}) && nc != nexmark.DefaultConfig() {
+			errs = append(errs, &config.FieldError{Field: "nexmark", Msg: "nexmark settings with the web schema", Expected: "schema: nexmark, or no nexmark settings",
+				Hint: "add schema: nexmark to generate the Nexmark stream"})
+		}
+	case c.Schema == SchemaNexmark:
+		errs = append(errs, c.webOnly()...)
+		for _, err := range unjoin(c.Nexmark.Validate()) {
+			if fe, ok := errors.AsType[*config.FieldError](err); ok {
+				nested := *fe
+				nested.Field = "nexmark." + fe.Field
+				err = &nested
 			}
-			sum += w
+			errs = append(errs, err)
 		}
-		if sum == 0 {
-			errs = append(errs, &config.FieldError{Field: "weights", Msg: "all weights are 0", Expected: "at least one positive weight"})
-		}
+	default:
+		errs = append(errs, &config.FieldError{Field: "schema", Msg: fmt.Sprintf("unknown schema %q", c.Schema), Expected: "web or nexmark"})
 	}
 	return errors.Join(errs...)
+}
+
+func validateWeights(weights []int) []error {
+	if len(weights) != 3 {
+		return []error{&config.FieldError{Field: "weights", Msg: fmt.Sprintf("%d weights given", len(weights)), Expected: "three integers for view, click and purchase, such as [70, 25, 5]"}}
+	}
+	sum := 0
+	for _, w := range weights {
+		if w < 0 || w > math.MaxInt32 {
+			return []error{&config.FieldError{Field: "weights", Msg: fmt.Sprintf("weight %d out of range", w), Expected: "integers between 0 and 2147483647"}}
+		}
+		sum += w
+	}
+	if sum == 0 {
+		return []error{&config.FieldError{Field: "weights", Msg: "all weights are 0", Expected: "at least one positive weight"}}
+	}
+	return nil
+}
+
+// webOnly reports the settings of the web schema that a nexmark config
+// changes from their defaults.
+func (c Config) webOnly() []error {
+	var errs []error
+	def := DefaultConfig()
+	const hint = "the nexmark stream is defined by its nexmark settings alone (each event is seeded with its number, as in Beam); remove it"
+	if c.Seed != 0 && c.Seed != def.Seed {
+		errs = append(errs, &config.FieldError{Field: "seed", Msg: "seed applies to the web schema only", Expected: "no seed with schema nexmark", Hint: hint})
+	}
+	if c.Users != 0 && c.Users != def.Users {
+		errs = append(errs, &config.FieldError{Field: "users", Msg: "users applies to the web schema only", Expected: "no users with schema nexmark", Hint: hint})
+	}
+	if len(c.Weights) != 0 && !slices.Equal(c.Weights, def.Weights) {
+		errs = append(errs, &config.FieldError{Field: "weights", Msg: "weights apply to the web schema only", Expected: "no weights with schema nexmark",
+			Hint: "the nexmark stream has persons, auctions and bids in the fixed proportions 1:3:46; remove it"})
+	}
+	return errs
+}
+
+// unjoin returns the errors joined in err.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // defaultBatchSize is used when the runtime does not set Env.BatchSize.
@@ -136,7 +208,7 @@ func (g *Input) Run(ctx context.Context, out runtime.Outlet) error {
 	r := run{
 		g:         g,
 		out:       out,
-		sp:        newSpec(g.cfg, startTime),
+		src:       newStream(g.cfg, startTime),
 		start:     start,
 		stride:    int64(g.env.Parallelism),
 		first:     int64(g.env.Instance),
@@ -151,7 +223,7 @@ func (g *Input) Run(ctx context.Context, out runtime.Outlet) error {
 			r.total = (g.cfg.Count-1-r.first)/r.stride + 1
 		}
 	}
-	r.maxLen = r.sp.maxEventLen()
+	r.maxLen = r.src.maxEventLen()
 	r.avgLen = r.maxLen
 	return r.loop(ctx)
 }
@@ -160,7 +232,7 @@ func (g *Input) Run(ctx context.Context, out runtime.Outlet) error {
 type run struct {
 	g   *Input
 	out runtime.Outlet
-	sp  spec
+	src stream
 
 	start         time.Time
 	first, stride int64 // sequence numbers are first + k*stride
@@ -280,7 +352,7 @@ func (r *run) fill(n int) {
 		seq := r.first + r.k*r.stride
 		off := len(r.arena)
 		var ts int64
-		r.arena, ts = r.sp.appendEvent(r.arena, seq)
+		r.arena, ts = r.src.appendEvent(r.arena, seq)
 		v := r.arena[off:len(r.arena):len(r.arena)]
 		r.genBytes += int64(len(v))
 		r.b.Append(event.Event{Value: v, Time: ts, Offset: seq})
