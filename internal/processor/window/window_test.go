@@ -373,16 +373,27 @@ func TestWindowsMatchReference(t *testing.T) {
 
 func ms(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
 
-// blockingInput emits its script, then waits until the pipeline stops: a
-// source that stays open.
+// blockingInput emits its script, then keeps partition 0 busy with one
+// event every 2 ms (times going on from 1 s) until the pipeline stops: a
+// source that stays open, one of whose partitions went quiet.
 type blockingInput struct{ s script }
 
 func (in *blockingInput) Run(ctx context.Context, out runtime.Outlet) error {
 	if err := (&scriptInput{s: in.s}).Run(ctx, out); err != nil {
 		return err
 	}
-	<-ctx.Done()
-	return nil
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for t := int64(1000); ; t++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		if err := (&scriptInput{s: script{{{part: 0, key: "b", t: t, v: 1}}}}).Run(ctx, out); err != nil {
+			return err
+		}
+	}
 }
 
 // TestIdlePartitionStopsHoldingWatermark: partition 1 goes quiet early;
@@ -428,9 +439,10 @@ outputs:
 				defer f.mu.Unlock()
 				return len(f.vals)
 			}
-			// Windows [0,100) … [800,900) can close on partition 0 alone.
+			// Windows [0,100) … [900,1000) of key a can close on
+			// partition 0 alone.
 			deadline := time.Now().Add(10 * time.Second)
-			for results() < 9 && time.Now().Before(deadline) && idle > 0 {
+			for results() < 10 && time.Now().Before(deadline) && idle > 0 {
 				time.Sleep(5 * time.Millisecond)
 			}
 			if idle == 0 {
@@ -441,8 +453,8 @@ outputs:
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
-			if idle > 0 && n < 9 {
-				t.Fatalf("%d windows closed while the source was open, want 9: the idle partition held the watermark", n)
+			if idle > 0 && n < 10 {
+				t.Fatalf("%d windows closed while the source was open, want 10: the idle partition held the watermark", n)
 			}
 			if idle == 0 && n != 0 {
 				t.Fatalf("%d windows closed, want 0: partition 1 (last event at 50 ms) must hold the watermark at 49 ms", n)
