@@ -42,6 +42,8 @@ Usage:
                         print the pipeline's dataflow graph
   weir log inspect|dump|tail DIR
                         inspect or print a log directory (weir log help)
+  weir checkpoint list|inspect DIR
+                        the checkpoints in a state.dir (weir checkpoint help)
   weir version          print the version
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
@@ -63,6 +65,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return cmdGraph(args[1:], stdout, stderr)
 	case "log":
 		return cmdLog(ctx, args[1:], stdout, stderr)
+	case "checkpoint":
+		return cmdCheckpoint(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "weir", versionString())
 		return ExitOK

@@ -142,7 +142,15 @@ func (c *coordinator) drainOperators(ctx context.Context) (func(), error) {
 // flight is one blocked at the gate.
 func (dr drainer) drain(ctx context.Context) error {
 	wait := 50 * time.Microsecond
-	for dr.d.InFlight() > int(dr.o.atGate.Load()) {
+	for {
+		// atGate first: with the gate held it only grows, and a batch
+		// counted there is counted in InFlight too. Reading InFlight first
+		// could miss a batch that registered and reached the gate between
+		// the two reads, and take an unacknowledged batch for a blocked one.
+		blocked := int(dr.o.atGate.Load())
+		if dr.d.InFlight() <= blocked {
+			break
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

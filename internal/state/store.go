@@ -14,6 +14,12 @@
 //	"m" 0x00 "last"                        the last completed checkpoint (JSON)
 //	"h" 0x00 <id, 8 bytes big-endian>      history of completed checkpoints (JSON)
 //
+// docs/format/state.md describes the layout, the checkpoint record and the
+// keys each kind of node writes.
+//
+// A store opened with OpenReadOnly (weir checkpoint list|inspect) reads the
+// last checkpoint's state and the history without writing a byte.
+//
 // Threading: a Store is safe for concurrent use. A Txn is used by one
 // goroutine.
 package state
@@ -25,6 +31,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,17 +48,36 @@ type Checkpoint struct {
 	ID uint64 `json:"id"`
 	// Time is when the checkpoint was committed.
 	Time time.Time `json:"time"`
-	// Bytes is the size of the checkpoint's write batch.
+	// Bytes is the size of the checkpoint's write batch, without its own
+	// record.
 	Bytes int `json:"bytes"`
-	// Duration is how long taking it took, from the start of the drain to
-	// the end of the synced write.
+	// Duration is how long writing it took, from Begin (after the drain)
+	// through every Snapshot to the end of the synced write.
 	Duration time.Duration `json:"duration_ns"`
+	// Nodes are the nodes that wrote state in this checkpoint, by name.
+	// Records written before it existed have none.
+	Nodes []NodeWrite `json:"nodes,omitempty"`
+}
+
+// NodeWrite is what one node wrote in a checkpoint: a checkpoint writes
+// only what changed since the one before.
+type NodeWrite struct {
+	Node string `json:"node"`
+	// Sets, Deletes and RangeDeletes count the operations.
+	Sets         int `json:"sets,omitempty"`
+	Deletes      int `json:"deletes,omitempty"`
+	RangeDeletes int `json:"range_deletes,omitempty"`
+	// Bytes is the size of the keys and values set.
+	Bytes int `json:"bytes,omitempty"`
 }
 
 // Store is the Pebble-backed state store.
 type Store struct {
 	db  *pebble.DB
 	dir string
+	// lock is the directory lock of a read-only store, released after db
+	// closes; nil when Pebble took the lock itself.
+	lock *pebble.Lock
 
 	mu   sync.Mutex
 	last Checkpoint
@@ -64,13 +91,14 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 }
 
 func open(dir string, logger *slog.Logger, fs vfs.FS) (*Store, error) {
+	return openWith(dir, logger, &pebble.Options{FS: fs})
+}
+
+func openWith(dir string, logger *slog.Logger, opts *pebble.Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	opts := &pebble.Options{
-		FS:     fs,
-		Logger: pebbleLogger{logger.With(slog.String("component", "state"))},
-	}
+	opts.Logger = pebbleLogger{logger.With(slog.String("component", "state"))}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
@@ -99,7 +127,11 @@ func (s *Store) Dir() string { return s.dir }
 
 // Close closes the database.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	err := s.db.Close()
+	if s.lock != nil {
+		err = errors.Join(err, s.lock.Close())
+	}
+	if err != nil {
 		return fmt.Errorf("state: close: %w", err)
 	}
 	return nil
@@ -222,11 +254,34 @@ type Txn struct {
 	start time.Time
 	key   []byte
 	err   error
+	// nodes counts each node's writes, for the checkpoint record.
+	nodes map[string]*NodeWrite
 }
 
-// Writer returns the writer of node's key space in this checkpoint.
+// Writer returns the writer of node's key space in this checkpoint. The
+// instances of a node each get one; their writes are counted together.
 func (t *Txn) Writer(node string) *Writer {
-	return &Writer{t: t, prefix: nsPrefix(node)}
+	nw := t.nodes[node]
+	if nw == nil {
+		if t.nodes == nil {
+			t.nodes = map[string]*NodeWrite{}
+		}
+		nw = &NodeWrite{Node: node}
+		t.nodes[node] = nw
+	}
+	return &Writer{t: t, prefix: nsPrefix(node), n: nw}
+}
+
+// written returns the nodes that wrote something, by name.
+func (t *Txn) written() []NodeWrite {
+	var out []NodeWrite
+	for _, nw := range t.nodes {
+		if nw.Sets+nw.Deletes+nw.RangeDeletes > 0 {
+			out = append(out, *nw)
+		}
+	}
+	slices.SortFunc(out, func(a, b NodeWrite) int { return strings.Compare(a.Node, b.Node) })
+	return out
 }
 
 // Commit writes the checkpoint record and the batch atomically, with
@@ -236,7 +291,7 @@ func (t *Txn) Commit(id uint64) error {
 		t.Abort()
 		return t.err
 	}
-	c := Checkpoint{ID: id, Time: time.Now().UTC(), Bytes: len(t.b.Repr()), Duration: time.Since(t.start)}
+	c := Checkpoint{ID: id, Time: time.Now().UTC(), Bytes: len(t.b.Repr()), Duration: time.Since(t.start), Nodes: t.written()}
 	rec, err := json.Marshal(c)
 	if err != nil {
 		t.Abort()
@@ -286,6 +341,7 @@ func (t *Txn) Abort() {
 type Writer struct {
 	t      *Txn
 	prefix []byte
+	n      *NodeWrite
 }
 
 func (w *Writer) k(key []byte) []byte {
@@ -295,17 +351,21 @@ func (w *Writer) k(key []byte) []byte {
 
 // Set sets key to value.
 func (w *Writer) Set(key, value []byte) error {
+	w.n.Sets++
+	w.n.Bytes += len(key) + len(value)
 	return w.t.check(w.t.b.Set(w.k(key), value, nil))
 }
 
 // Delete deletes key.
 func (w *Writer) Delete(key []byte) error {
+	w.n.Deletes++
 	return w.t.check(w.t.b.Delete(w.k(key), nil))
 }
 
 // DeleteRange deletes the keys in [start, end); a nil end means to the end
 // of the node's key space.
 func (w *Writer) DeleteRange(start, end []byte) error {
+	w.n.RangeDeletes++
 	lo := append(bytes.Clone(w.prefix), start...)
 	hi := prefixEnd(w.prefix)
 	if end != nil {

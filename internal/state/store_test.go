@@ -1,10 +1,18 @@
 package state
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -162,4 +170,171 @@ func TestCrashKeepsWholeCheckpoints(t *testing.T) {
 		}
 	}
 	_ = s.Close()
+}
+
+func TestCheckpointRecordsNodesWritten(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := s.Begin()
+	// Two instances of one node share its key space and its counts.
+	_ = tx.Writer("dedup").Set([]byte("a"), []byte("12345"))
+	_ = tx.Writer("dedup").Set([]byte("bb"), []byte("6"))
+	_ = tx.Writer("dedup").DeleteRange([]byte("x"), nil)
+	_ = tx.Writer("files").Delete([]byte("old"))
+	tx.Writer("idle") // a Stateful component with nothing to write
+	if err := tx.Commit(1); err != nil {
+		t.Fatal(err)
+	}
+	want := []NodeWrite{{Node: "dedup", Sets: 2, RangeDeletes: 1, Bytes: 9}, {Node: "files", Deletes: 1}}
+	if c, _ := s.LastCheckpoint(); !slices.Equal(c.Nodes, want) || c.Bytes == 0 || c.Duration <= 0 {
+		t.Fatalf("record %+v, want nodes %+v", c, want)
+	}
+	// A record written before the nodes were recorded still reads.
+	old := `{"id":2,"time":"2024-05-01T12:00:00Z","bytes":10,"duration_ns":1500000}`
+	b := s.db.NewBatch()
+	_ = b.Set(lastKey, []byte(old), nil)
+	_ = b.Set(append(slices.Clone(histPrefix), 0, 0, 0, 0, 0, 0, 0, 2), []byte(old), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	list, err := s.List()
+	if err != nil || len(list) != 2 {
+		t.Fatalf("list %+v %v", list, err)
+	}
+	if c := list[1]; c.ID != 2 || c.Nodes != nil || c.Duration != 1500*time.Microsecond || c.Bytes != 10 {
+		t.Fatalf("old record %+v", c)
+	}
+	if len(list[0].Nodes) != 2 {
+		t.Fatalf("new record %+v", list[0])
+	}
+}
+
+// dirState lists a directory's files with their sizes and modification
+// times, to show that something left it alone. The LOCK file is left out:
+// taking the lock recreates it, empty as it was.
+func dirState(t *testing.T, dir string) string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range es {
+		if e.Name() == "LOCK" {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %d %v\n", e.Name(), fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String()
+}
+
+func TestOpenReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		tx := s.Begin()
+		_ = tx.Writer("files").Set([]byte("pos"), fmt.Appendf(nil, "%d", id*100))
+		_ = tx.Writer("dedup").Set([]byte{1, byte(id)}, []byte("v"))
+		if err := tx.Commit(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// While the store is open (a running pipeline) it cannot be read.
+	if _, err := OpenReadOnly(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("open while in use: %v, want ErrLocked", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := dirState(t, dir)
+	r, err := OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, ok := r.Last(); !ok || id != 3 {
+		t.Fatalf("last %d %v", id, ok)
+	}
+	list, err := r.List()
+	if err != nil || len(list) != 3 {
+		t.Fatalf("list %+v %v", list, err)
+	}
+	nodes, err := r.Nodes()
+	want := []NodeState{{Node: "dedup", Keys: 3, KeyBytes: 6, ValueBytes: 3}, {Node: "files", Keys: 1, KeyBytes: 3, ValueBytes: 3}}
+	if err != nil || !slices.Equal(nodes, want) {
+		t.Fatalf("nodes %+v %v, want %+v", nodes, err, want)
+	}
+	if err := r.Begin().Commit(4); err == nil {
+		t.Fatal("a read-only store committed a checkpoint")
+	}
+	if _, err := Open(dir, nil); err == nil {
+		t.Fatal("a store open for reading could be opened for writing")
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := dirState(t, dir); after != before {
+		t.Fatalf("reading changed the directory:\n%s\nwas:\n%s", after, before)
+	}
+	// Released: the pipeline can open it again.
+	s, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+}
+
+func TestOpenReadOnlyNoStore(t *testing.T) {
+	empty := t.TempDir()
+	file := filepath.Join(empty, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	foreign := t.TempDir()
+	db, err := pebble.Open(foreign, &pebble.Options{Logger: pebbleLogger{slog.New(slog.DiscardHandler)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set([]byte("user-key"), []byte("v"), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ dir, want string }{
+		{filepath.Join(empty, "missing"), "does not exist"},
+		{file, "not a directory"},
+		{empty, "holds no Pebble database"},
+		{foreign, "weir did not write"},
+	} {
+		before := dirState(t, empty)
+		_, err := OpenReadOnly(c.dir)
+		if !errors.Is(err, ErrNoStore) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want ErrNoStore (%s)", c.dir, err, c.want)
+		}
+		if after := dirState(t, empty); after != before {
+			t.Errorf("%s: the directory changed:\n%s", c.dir, after)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(empty, "LOCK")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a LOCK file was left in a directory that is not a store: %v", err)
+	}
 }

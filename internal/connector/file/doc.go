@@ -7,7 +7,11 @@
 // its end before the new file at the path is opened. Framing, validation and
 // batching are those of package lines. Progress is tracked per batch; the
 // committed position (file, line, byte offset) is the point up to which every
-// record has been acknowledged. The input runs as a single instance.
+// record has been acknowledged. The input runs as a single instance. With
+// checkpoints it records the committed position of every file it read in
+// each checkpoint and resumes each file from it after a restart, checking
+// by size and a fingerprint of the first bytes that the file is still the
+// one it read (input_state.go; docs/format/state.md has the keys).
 //
 // The output writes each event's value plus '\n' to a hidden in-progress
 // file, and publishes a file by fsync and atomic rename once it is rotated

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weir-dev/weir/internal/config"
@@ -73,17 +75,46 @@ func (c InputConfig) Validate() error {
 }
 
 // Input reads files. Use NewInput.
+//
+// With checkpointing (runtime.Env.Checkpointing) it is runtime.Stateful and
+// a runtime.Drainer: each checkpoint records, per file, the position up to
+// which every line is acknowledged, and Run resumes every file from its
+// position (input_state.go). Run, Restore and the coordinator's Snapshot
+// and Committed share the fields below mu.
 type Input struct {
 	cfg      InputConfig
 	env      runtime.Env
 	log      *slog.Logger
 	progress lines.Progress
 	rd       *lines.Reader
+	ckpt     bool // env.Checkpointing
+	// lo wraps Run's outlet with checkpoints. Run goroutine only.
+	lo *lineOutlet
+	// rejecting counts Reject calls in progress.
+	rejecting atomic.Int32
+
+	mu sync.Mutex
+	// resume holds the checkpointed positions not yet resumed from, by
+	// file key; stored the positions the store holds; stale the keys of
+	// files path no longer matches, to delete.
+	resume map[string]filePos
+	stored map[string]filePos
+	stale  map[string]bool
+	// cur is the current reading; done the readings of whole files, in
+	// reading order.
+	cur  *reading
+	done []*reading
+	// What the Snapshot awaiting Committed wrote.
+	snap      map[string]filePos
+	snapStale []string
+	snapTaken bool
 }
 
 var (
 	_ runtime.Input       = (*Input)(nil)
 	_ runtime.InputCloser = (*Input)(nil)
+	_ runtime.Stateful    = (*Input)(nil)
+	_ runtime.Drainer     = (*Input)(nil)
 )
 
 // NewInput returns a file input. It must run as a single instance.
@@ -95,7 +126,8 @@ func NewInput(cfg InputConfig, env runtime.Env) (runtime.Input, error) {
 		return nil, fmt.Errorf("file input %q: parallelism is %d, but a file is read by one instance; set parallelism: 1", env.Node, env.Parallelism)
 	}
 	codec, _ := lines.ParseCodec(cfg.Codec)
-	in := &Input{cfg: cfg, env: env, log: env.Logger}
+	in := &Input{cfg: cfg, env: env, log: env.Logger, ckpt: env.Checkpointing,
+		resume: map[string]filePos{}, stored: map[string]filePos{}, stale: map[string]bool{}}
 	if in.log == nil {
 		in.log = slog.New(slog.DiscardHandler)
 	}
@@ -109,17 +141,41 @@ func NewInput(cfg InputConfig, env runtime.Env) (runtime.Input, error) {
 	return in, nil
 }
 
-// Committed returns the position up to which every record has been
-// acknowledged.
-func (in *Input) Committed() lines.Position { return in.progress.Committed() }
+// Acknowledged returns the position up to which every record has been
+// acknowledged, with line and offset counted from the start of its file.
+func (in *Input) Acknowledged() lines.Position {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.committedLocked()
+}
 
 // Run reads the files. Without follow it returns nil after the last file's
 // end; with follow it returns only when ctx ends or on an error.
 func (in *Input) Run(ctx context.Context, out runtime.Outlet) error {
+	if in.ckpt {
+		in.lo = &lineOutlet{in: in, out: out}
+		out = in.lo
+	}
 	files, err := in.expand(ctx)
 	if err != nil {
 		return err
 	}
+	if in.ckpt {
+		in.forget(files)
+	}
+	err = in.readFiles(ctx, out, files)
+	if in.ckpt && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		// A stop: hand over the lines already read, so that the final
+		// checkpoint covers them — lines rejected among them are handled
+		// already and must not be rejected again after the restart.
+		if ferr := in.rd.Flush(context.WithoutCancel(ctx), out); ferr != nil {
+			return ferr
+		}
+	}
+	return err
+}
+
+func (in *Input) readFiles(ctx context.Context, out runtime.Outlet, files []string) error {
 	for i, path := range files {
 		if in.cfg.Follow && i == len(files)-1 {
 			if in.gzipped(path) {
@@ -182,73 +238,105 @@ func (in *Input) gzipped(path string) bool {
 	return in.cfg.Compression == "gzip" || in.cfg.Compression == "auto" && strings.HasSuffix(path, ".gz")
 }
 
-// readFile reads one whole file.
+// readFile reads one whole file, or what is left of it after its
+// checkpointed position.
 func (in *Input) readFile(ctx context.Context, out runtime.Outlet, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("file input: %w", err)
 	}
-	defer func() { _ = f.Close() }()
-	var src io.Reader = f
-	if in.gzipped(path) {
+	defer func() { _ = f.Close() }() // read-only: nothing to lose
+	gz := in.gzipped(path)
+	content := func() (io.Reader, error) {
+		if !gz {
+			return f, nil
+		}
 		zr, err := gzip.NewReader(f)
 		if err != nil {
-			return fmt.Errorf("file input: read %s as gzip: %w", path, err)
+			return nil, fmt.Errorf("file input: read %s as gzip: %w", path, err)
 		}
-		defer func() { _ = zr.Close() }()
-		src = zr
+		return zr, nil // Close only reports errors that Read reports
+	}
+	src, err := content()
+	if err != nil {
+		return err
+	}
+	r, src, err := in.begin(path, f, src, gz, content)
+	if err != nil {
+		return err
 	}
 	in.rd.Reset(path)
 	if err := in.rd.ReadFrom(ctx, out, src); err != nil {
 		return err
 	}
-	return in.rd.Finish(ctx, out)
+	if err := in.rd.Finish(ctx, out); err != nil {
+		return err
+	}
+	return in.finish(r, f)
+}
+
+// followed is the file a follow loop has open.
+type followed struct {
+	f   *os.File
+	fi  os.FileInfo
+	src io.Reader // f's content through the reading's head recorder
+	r   *reading  // nil without checkpoints
+}
+
+// read returns the number of bytes read from the file since its start.
+func (fl *followed) read(rd *lines.Reader) int64 {
+	if fl.r == nil {
+		return rd.BytesRead()
+	}
+	return fl.r.base.Offset + rd.BytesRead()
 }
 
 // follow reads path and keeps reading it as it grows, until ctx ends.
 func (in *Input) follow(ctx context.Context, out runtime.Outlet, path string) error {
-	var (
-		f  *os.File
-		fi os.FileInfo
-	)
+	var fl *followed
 	defer func() {
-		if f != nil {
-			_ = f.Close() // read-only: nothing to lose
+		if fl != nil {
+			_ = fl.f.Close() // read-only: nothing to lose
 		}
 	}()
 	open := func() error {
 		nf, err := os.Open(path)
 		if err != nil {
-			return err
+			return fmt.Errorf("file input: %w", err)
 		}
 		nfi, err := nf.Stat()
 		if err != nil {
 			_ = nf.Close() // read-only: nothing to lose
+			return fmt.Errorf("file input: %w", err)
+		}
+		r, src, err := in.begin(path, nf, nf, false, func() (io.Reader, error) { return nf, nil })
+		if err != nil {
+			_ = nf.Close() // read-only: nothing to lose
 			return err
 		}
-		f, fi = nf, nfi
+		fl = &followed{f: nf, fi: nfi, src: src, r: r}
 		in.rd.Reset(path)
 		return nil
 	}
 	if err := open(); err != nil {
-		return fmt.Errorf("file input: %w", err)
+		return err
 	}
 	waiting := false // logged that path is missing
 	for {
-		if f != nil {
-			if err := in.rd.ReadFrom(ctx, out, f); err != nil {
+		if fl != nil {
+			if err := in.rd.ReadFrom(ctx, out, fl.src); err != nil {
 				return err
 			}
-			rotated, err := in.checkFile(ctx, out, path, f, fi)
+			rotated, err := in.checkFile(ctx, out, path, fl)
 			if err != nil {
 				return err
 			}
 			if rotated {
-				_ = f.Close() // read-only: nothing to lose
-				f = nil
+				_ = fl.f.Close() // read-only: nothing to lose
+				fl = nil
 			}
 		}
-		if f == nil {
+		if fl == nil {
 			switch err := open(); {
 			case err == nil:
 				waiting = false
@@ -260,7 +348,7 @@ func (in *Input) follow(ctx context.Context, out runtime.Outlet, path string) er
 					waiting = true
 				}
 			default:
-				return fmt.Errorf("file input: %w", err)
+				return err
 			}
 		}
 		if err := sleep(ctx, in.cfg.PollInterval); err != nil {
@@ -269,10 +357,11 @@ func (in *Input) follow(ctx context.Context, out runtime.Outlet, path string) er
 	}
 }
 
-// checkFile runs at EOF of a followed file. On truncation it rewinds f and
-// starts over; if path now names another file (rotation) it reads f to its
-// end, finishes it and reports rotated, and the caller opens path again.
-func (in *Input) checkFile(ctx context.Context, out runtime.Outlet, path string, f *os.File, fi os.FileInfo) (rotated bool, err error) {
+// checkFile runs at EOF of a followed file. On truncation it rewinds the
+// file and starts over; if path now names another file (rotation) it reads
+// the open file to its end, finishes it and reports rotated, and the caller
+// opens path again.
+func (in *Input) checkFile(ctx context.Context, out runtime.Outlet, path string, fl *followed) (rotated bool, err error) {
 	cur, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -280,9 +369,9 @@ func (in *Input) checkFile(ctx context.Context, out runtime.Outlet, path string,
 		return false, nil
 	case err != nil:
 		return false, fmt.Errorf("file input: %w", err)
-	case !os.SameFile(cur, fi):
+	case !os.SameFile(cur, fl.fi):
 		// Data may have been appended between our EOF and the rename.
-		if err := in.rd.ReadFrom(ctx, out, f); err != nil {
+		if err := in.rd.ReadFrom(ctx, out, fl.src); err != nil {
 			return false, err
 		}
 		if err := in.rd.Finish(ctx, out); err != nil {
@@ -292,17 +381,22 @@ func (in *Input) checkFile(ctx context.Context, out runtime.Outlet, path string,
 			slog.Int64("lines", in.rd.Position().Line))
 		return true, nil
 	}
-	st, err := f.Stat()
+	st, err := fl.f.Stat()
 	if err != nil {
 		return false, fmt.Errorf("file input: %w", err)
 	}
-	if st.Size() < in.rd.BytesRead() {
+	if read := fl.read(in.rd); st.Size() < read {
 		in.log.Warn("file input: file truncated, reading it again from the start",
-			slog.String("path", path), slog.Int64("size", st.Size()), slog.Int64("read", in.rd.BytesRead()))
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			slog.String("path", path), slog.Int64("size", st.Size()), slog.Int64("read", read))
+		if _, err := fl.f.Seek(0, io.SeekStart); err != nil {
 			return false, fmt.Errorf("file input: rewind %s: %w", path, err)
 		}
 		in.rd.Reset(path)
+		if in.ckpt {
+			fl.r = &reading{path: path, key: fileKey(path)}
+			fl.src = &headTee{in: in, r: fl.r, Reader: fl.f}
+			in.start(fl.r)
+		}
 	}
 	return false, nil
 }
@@ -321,7 +415,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // Close logs how far the input got and what was acknowledged.
 func (in *Input) Close(ctx context.Context) error {
-	c := in.progress.Committed()
+	c := in.Acknowledged()
 	in.log.LogAttrs(ctx, slog.LevelInfo, "file input closed",
 		slog.String("committed_file", c.Source), slog.Int64("committed_line", c.Line),
 		slog.Int64("committed_offset", c.Offset),

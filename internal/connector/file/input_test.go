@@ -92,11 +92,11 @@ func TestInputReadsFile(t *testing.T) {
 	if src, _ := rs[0].Event.Header("source"); string(src) != path {
 		t.Fatalf("source header %q, want %q", src, path)
 	}
-	if c := in.Committed(); c.Line != 0 {
+	if c := in.Acknowledged(); c.Line != 0 {
 		t.Fatalf("committed %+v before acks", c)
 	}
 	o.Ack()
-	if c := in.Committed(); c != (lines.Position{Source: path, Line: 7, Offset: int64(len(data))}) {
+	if c := in.Acknowledged(); c != (lines.Position{Source: path, Line: 7, Offset: int64(len(data))}) {
 		t.Fatalf("committed %+v after acks", c)
 	}
 	if err := in.Close(t.Context()); err != nil {
@@ -167,7 +167,7 @@ func TestInputGlobOrder(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("events %q, want %q", got, want)
 	}
-	if c := in.Committed(); c.Source != filepath.Join(dir, "c.ndjson.gz") || c.Line != 1 {
+	if c := in.Acknowledged(); c.Source != filepath.Join(dir, "c.ndjson.gz") || c.Line != 1 {
 		t.Fatalf("committed %+v", c)
 	}
 }
