@@ -45,7 +45,7 @@ bench-peers:
 # The crash test in its long form: SIGKILL and simulated power loss, 25
 # cycles (make test runs 4). Prints acked=N acked_lost=0 dups_at_output=0 cycles=K.
 reliability:
-	WEIR_RELIABILITY_CYCLES=$${WEIR_RELIABILITY_CYCLES:-25} $(GO) test -count 1 -run TestCrashLoop -v ./test/reliability/
+	WEIR_RELIABILITY_CYCLES=$${WEIR_RELIABILITY_CYCLES:-25} $(GO) test -count 1 -run 'TestCrashLoop|TestWindowCrashes' -v ./test/reliability/
 
 # Run every fuzzer for a short while.
 fuzz:

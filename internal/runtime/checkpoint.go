@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"github.com/weir-dev/weir/internal/faults"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -228,6 +229,7 @@ func (c *coordinator) take(ctx context.Context) error {
 		return fmt.Errorf("drain of operators: %w", err)
 	}
 	defer unlock()
+	faults.Point("checkpoint.before-snapshot")
 	id := c.last + 1
 	tx := c.store.Begin()
 	for _, sc := range c.comps {
@@ -239,11 +241,14 @@ func (c *coordinator) take(ctx context.Context) error {
 	if sz, ok := tx.(interface{ Size() int }); ok {
 		c.size.Set(float64(sz.Size()))
 	}
+	faults.Point("checkpoint.before-commit")
 	if err := tx.Commit(id); err != nil {
 		return err
 	}
+	faults.Point("checkpoint.after-commit")
 	c.last = id
 	for _, sc := range c.comps {
+		faults.Point("checkpoint.committed-step")
 		if err := sc.s.Committed(ctx, id); err != nil {
 			return fmt.Errorf("node %q: after commit: %w", sc.node, err)
 		}

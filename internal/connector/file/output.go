@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/weir-dev/weir/internal/faults"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -494,6 +495,7 @@ func (o *Output) finishLocked() error {
 // publishLocked renames a closed, fsynced file to its final name. The
 // caller fsyncs the directory.
 func (o *Output) publishLocked(rec fileRecord) error {
+	faults.Point("file.publish")
 	if err := os.Rename(filepath.Join(o.cfg.Dir, rec.File), filepath.Join(o.cfg.Dir, rec.Final)); err != nil {
 		return fmt.Errorf("file output: publish: %w", err)
 	}

@@ -81,6 +81,7 @@ type InputConfig struct {
 	MaxBatchBytes  config.ByteSize `yaml:"max_batch_bytes" default:"1MiB" doc:"Upper bound on the record bytes of one batch."`
 	PollInterval   time.Duration   `yaml:"poll_interval" default:"20ms" doc:"How often an idle partition is checked for new records."`
 	CommitInterval time.Duration   `yaml:"commit_interval" default:"1s" doc:"Without checkpoints: how often acknowledged progress is committed to the log (and at a clean stop). With checkpoints, progress is part of each checkpoint."`
+	StopAtEnd      bool            `yaml:"stop_at_end" default:"false" doc:"Finish once every partition is read up to the end it had when the input started (a bounded replay: windows then close and the pipeline stops); by default the input follows the log."`
 }
 
 // DefaultInputConfig returns the defaults.
@@ -122,7 +123,7 @@ func NewInput(c InputConfig, env runtime.Env) (*Input, error) {
 		reader = env.Pipeline + "." + env.Node
 	}
 	src, err := NewSource(sh, SourceOptions{Reader: reader, Start: c.Start, MaxBatchBytes: int(c.MaxBatchBytes),
-		Poll: c.PollInterval, CommitInterval: c.CommitInterval}, env)
+		Poll: c.PollInterval, CommitInterval: c.CommitInterval, StopAtEnd: c.StopAtEnd}, env)
 	if err != nil {
 		_ = sh.Release()
 		return nil, err

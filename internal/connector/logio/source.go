@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/weir-dev/weir/internal/faults"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,9 @@ type SourceOptions struct {
 	// CommitInterval is how often acknowledged progress is committed to
 	// the log when the pipeline has no checkpoints.
 	CommitInterval time.Duration
+	// StopAtEnd makes Run return once every partition is read up to the
+	// high watermark it had when Run started: a bounded replay.
+	StopAtEnd bool
 }
 
 // Source reads the partitions of a log assigned to one input instance:
@@ -165,12 +169,21 @@ func (s *Source) Partitions() []int32 {
 // Run reads until ctx ends.
 func (s *Source) Run(ctx context.Context, out runtime.Outlet) error {
 	if len(s.parts) == 0 {
+		if s.opts.StopAtEnd {
+			return nil
+		}
 		<-ctx.Done()
 		return nil
 	}
 	poll := time.NewTimer(s.opts.Poll)
 	defer poll.Stop()
 	lastCommit := time.Now()
+	var ends []int64
+	if s.opts.StopAtEnd {
+		for _, ps := range s.parts {
+			ends = append(ends, ps.p.HighWatermark())
+		}
+	}
 	for {
 		got := 0
 		for _, ps := range s.parts {
@@ -179,6 +192,15 @@ func (s *Source) Run(ctx context.Context, out runtime.Outlet) error {
 				return err
 			}
 			got += n
+		}
+		if ends != nil {
+			done := true
+			for i, ps := range s.parts {
+				done = done && ps.next >= ends[i]
+			}
+			if done {
+				return nil
+			}
 		}
 		if !s.env.Checkpointing && time.Since(lastCommit) >= s.opts.CommitInterval {
 			if err := s.commitAcked(); err != nil {
@@ -290,6 +312,7 @@ func (s *Source) Committed(context.Context, uint64) error {
 		if ps.snap == ps.logged {
 			continue
 		}
+		faults.Point("log.commit")
 		if err := ps.p.Commit(s.opts.Reader, ps.snap); err != nil {
 			return fmt.Errorf("partition %d: commit offset %d: %w", ps.id, ps.snap, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/weir-dev/weir/internal/faults"
 
 	"github.com/weir-dev/weir/internal/event"
 	"github.com/weir-dev/weir/internal/runtime"
@@ -45,6 +46,7 @@ func (o *Op) Snapshot(_ context.Context, w runtime.StateWriter) error {
 		return err
 	}
 	for k, wd := range o.wins {
+		faults.Point("window.snapshot")
 		key := append(binary.BigEndian.AppendUint64(append(p[:2:2], 'w'), uint64(k.start)), k.key...)
 		v, err := json.Marshal(savedWin{End: wd.end, Fired: wd.fired, Accs: wd.accs})
 		if err != nil {

@@ -1,0 +1,214 @@
+package reliability
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// crashPoints are the places inside a checkpoint where the window crash
+// test kills weir (internal/faults): before the state is written, before
+// and after the synced commit of state and input positions, between the
+// components' after-commit steps, in the middle of the window operator's
+// snapshot, before a finished output file is renamed into place, and
+// before an input position is committed to the log.
+var crashPoints = []string{
+	"checkpoint.before-snapshot",
+	"window.snapshot",
+	"checkpoint.before-commit",
+	"checkpoint.after-commit",
+	"checkpoint.committed-step",
+	"file.publish",
+	"log.commit",
+}
+
+// TestWindowCrashes runs a windowed pipeline over the local log (log →
+// window → file, checkpoints every 20 ms) and kills it with SIGKILL at
+// every crash point in turn and at random times, restarting it each time
+// from its checkpoint, until it finishes. Its published output must be
+// identical, line for line, to that of a run without faults.
+func TestWindowCrashes(t *testing.T) {
+	dir := t.TempDir()
+	logDir := filepath.Join(dir, "log")
+	writeCfg := filepath.Join(dir, "write.yaml")
+	must(t, os.WriteFile(writeCfg, fmt.Appendf(nil, `
+name: write
+control: {address: ""}
+status: off
+inputs:
+  web: {type: generate, count: 200000, seed: 5, users: 300, start_time: "2024-01-01T00:00:00Z"}
+outputs:
+  l: {type: log, from: web, dir: %s, partitions: 3, durability: none}
+`, logDir), 0o644))
+	if out, err := exec.Command(weirBin, "run", writeCfg).CombinedOutput(); err != nil {
+		t.Fatalf("writing the log: %v\n%s", err, out)
+	}
+
+	pipeline := func(name string) (cfg, out string) {
+		out = filepath.Join(dir, name, "out")
+		cfg = filepath.Join(dir, name+".yaml")
+		must(t, os.WriteFile(cfg, fmt.Appendf(nil, `
+name: windows
+control: {address: ""}
+status: off
+state: {dir: %s, checkpoint_interval: 20ms}
+inputs:
+  l: {type: log, dir: %s, reader: %s, stop_at_end: true, event_time: {max_out_of_orderness: 50ms}}
+processors:
+  per_type:
+    type: window
+    from: l
+    key_by: type
+    parallelism: 2
+    window: sliding
+    size: 2s
+    slide: 500ms
+    aggregates:
+      n: count()
+      users: count_distinct(user_id)
+      top_price: max(price)
+      first_user: first(user_id)
+  sessions:
+    type: window
+    from: l
+    key_by: user_id
+    parallelism: 2
+    window: session
+    gap: 3s
+    aggregates:
+      n: count()
+      pages: top_k(page, 2)
+outputs:
+  out: {type: file, from: [per_type, sessions], dir: %s, rotate_bytes: 8KiB}
+`, filepath.Join(dir, name, "state"), logDir, name, out), 0o644))
+		return cfg, out
+	}
+
+	refCfg, refOut := pipeline("reference")
+	if out, err := exec.Command(weirBin, "run", refCfg).CombinedOutput(); err != nil {
+		t.Fatalf("reference run: %v\n%s", err, out)
+	}
+	want := publishedLines(t, refOut)
+	if len(want) < 1000 {
+		t.Fatalf("reference output has only %d lines", len(want))
+	}
+
+	cfg, out := pipeline("faulty")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	hit := map[string]bool{}
+	runs, kills, randomKills := 0, 0, 0
+	plan := slices.Clone(crashPoints)
+	for finished := false; !finished; runs++ {
+		if runs > 200 {
+			t.Fatalf("not finished after %d runs", runs)
+		}
+		cmd := exec.Command(weirBin, "run", cfg)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		point := ""
+		switch {
+		case len(plan) > 0:
+			point, plan = plan[0], plan[1:]
+			cmd.Env = append(os.Environ(), fmt.Sprintf("WEIR_CRASH_AT=%s:%d", point, 1+rng.IntN(3)))
+		case randomKills < 6:
+			randomKills++
+			time.AfterFunc(time.Duration(30+rng.IntN(300))*time.Millisecond, func() { _ = cmd.Process.Kill() })
+		}
+		err := cmd.Run()
+		switch {
+		case err == nil:
+			finished = true
+		case killed(err):
+			kills++
+			if point != "" {
+				hit[point] = true
+			}
+		default:
+			t.Fatalf("run %d: %v\n%s", runs, err, tail(stderr.String(), 3000))
+		}
+	}
+	got := publishedLines(t, out)
+	if !slices.Equal(got, want) {
+		missing, extra := diff(want, got)
+		t.Fatalf("output differs from the fault-free run: %d lines missing, %d extra (of %d); e.g. missing %q extra %q",
+			len(missing), len(extra), len(want), first(missing), first(extra))
+	}
+	if len(hit) < 5 {
+		t.Errorf("only %d crash points were reached (%v); the test needs at least 5", len(hit), hit)
+	}
+	t.Logf("runs=%d kills=%d crash_points_hit=%d lines=%d", runs, kills, len(hit), len(want))
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func killed(err error) bool {
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// publishedLines returns every line of the published output files, sorted.
+func publishedLines(t *testing.T, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for l := range strings.SplitSeq(strings.TrimSpace(string(data)), "\n") {
+			if l != "" {
+				lines = append(lines, l)
+			}
+		}
+	}
+	slices.Sort(lines)
+	return lines
+}
+
+func diff(want, got []string) (missing, extra []string) {
+	w := map[string]int{}
+	for _, l := range want {
+		w[l]++
+	}
+	for _, l := range got {
+		if w[l] > 0 {
+			w[l]--
+		} else {
+			extra = append(extra, l)
+		}
+	}
+	for l, n := range w {
+		for range n {
+			missing = append(missing, l)
+		}
+	}
+	return missing, extra
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
