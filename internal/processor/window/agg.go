@@ -33,14 +33,33 @@ type acc struct {
 	HLL []byte `json:"h,omitempty"`
 	// List holds collected values (raw JSON).
 	List []string `json:"l,omitempty"`
+	// By is the ordering value (raw JSON) of Best for max_by and min_by.
+	By  string `json:"by,omitempty"`
+	byV jsondoc.Value
 }
 
 const hllP = 12 // 4096 registers: about 1.6% standard error
 
-// add folds one value (the event's argument) at event time t.
-func (a *acc) add(s *aggSpec, v jsondoc.Value, t int64, scratch []byte) []byte {
+// add folds one value (the event's argument; by is the ordering of
+// max_by and min_by) at event time t.
+func (a *acc) add(s *aggSpec, v, by jsondoc.Value, t int64, scratch []byte) []byte {
 	if s.fn == aggCount {
 		a.N++
+		return scratch
+	}
+	if s.fn == aggMaxBy || s.fn == aggMinBy {
+		if by.Kind == jsondoc.Missing || by.Kind == jsondoc.Null {
+			return scratch
+		}
+		if a.HasB {
+			c, ok := compareValues(by, a.byValue())
+			if !ok || (s.fn == aggMaxBy && c <= 0) || (s.fn == aggMinBy && c >= 0) {
+				return scratch
+			}
+		}
+		a.setBest(v, t, scratch)
+		a.By = string(jsondoc.AppendValue(scratch[:0], by))
+		a.byV = jsondoc.Value{}
 		return scratch
 	}
 	if v.Kind == jsondoc.Missing || v.Kind == jsondoc.Null {
@@ -117,19 +136,37 @@ func (a *acc) setBest(v jsondoc.Value, t int64, scratch []byte) {
 
 // best returns the best value decoded (cached).
 func (a *acc) best() jsondoc.Value {
-	if a.bestV.Kind == jsondoc.Missing && a.Best != "" {
-		if a.Best[0] == '"' {
-			var s string
-			if json.Unmarshal([]byte(a.Best), &s) == nil {
-				a.bestV = jsondoc.Value{Kind: jsondoc.String, S: []byte(s)}
-			}
-		} else if i, err := strconv.ParseInt(a.Best, 10, 64); err == nil {
-			a.bestV = jsondoc.Value{Kind: jsondoc.Int, I: i}
-		} else if f, err := strconv.ParseFloat(a.Best, 64); err == nil {
-			a.bestV = jsondoc.Value{Kind: jsondoc.Float, F: f}
-		}
+	if a.bestV.Kind == jsondoc.Missing {
+		a.bestV = decodeScalar(a.Best)
 	}
 	return a.bestV
+}
+
+// byValue returns the ordering value of max_by and min_by decoded (cached).
+func (a *acc) byValue() jsondoc.Value {
+	if a.byV.Kind == jsondoc.Missing {
+		a.byV = decodeScalar(a.By)
+	}
+	return a.byV
+}
+
+// decodeScalar decodes a JSON string or number; other values decode as
+// missing (they do not order).
+func decodeScalar(js string) jsondoc.Value {
+	if js == "" {
+		return jsondoc.Value{}
+	}
+	if js[0] == '"' {
+		var s string
+		if json.Unmarshal([]byte(js), &s) == nil {
+			return jsondoc.Value{Kind: jsondoc.String, S: []byte(s)}
+		}
+	} else if i, err := strconv.ParseInt(js, 10, 64); err == nil {
+		return jsondoc.Value{Kind: jsondoc.Int, I: i}
+	} else if f, err := strconv.ParseFloat(js, 64); err == nil {
+		return jsondoc.Value{Kind: jsondoc.Float, F: f}
+	}
+	return jsondoc.Value{}
 }
 
 // compareValues orders numbers by value and strings bytewise; ok is false
@@ -247,6 +284,17 @@ func (a *acc) merge(s *aggSpec, b *acc) {
 		for i, r := range b.HLL {
 			a.HLL[i] = max(a.HLL[i], r)
 		}
+	case aggMaxBy, aggMinBy:
+		if !b.HasB {
+			return
+		}
+		if a.HasB {
+			c, ok := compareValues(b.byValue(), a.byValue())
+			if !ok || (s.fn == aggMaxBy && c <= 0) || (s.fn == aggMinBy && c >= 0) {
+				return
+			}
+		}
+		a.Best, a.BestT, a.HasB, a.By, a.bestV, a.byV = b.Best, b.BestT, true, b.By, jsondoc.Value{}, jsondoc.Value{}
 	case aggCollect:
 		for _, v := range b.List {
 			if len(a.List) >= s.n {
@@ -276,7 +324,7 @@ func (a *acc) appendResult(dst []byte, s *aggSpec) []byte {
 			sum = float64(a.SumI)
 		}
 		return appendFloat(dst, sum/float64(a.N))
-	case aggMin, aggMax, aggFirst, aggLast:
+	case aggMin, aggMax, aggFirst, aggLast, aggMaxBy, aggMinBy:
 		if !a.HasB {
 			return append(dst, "null"...)
 		}

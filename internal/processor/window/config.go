@@ -36,7 +36,7 @@ type Config struct {
 	Time            string                      `yaml:"time" enum:"event|processing" default:"event" doc:"which clock assigns events to windows and closes them"`
 	AllowedLateness time.Duration               `yaml:"allowed_lateness" default:"0s" doc:"how long after the watermark passes its end a window still takes late events (and emits an updated result for each)"`
 	EarlyFire       time.Duration               `yaml:"early_fire" default:"0s" doc:"emit updating results of open windows this often (processing time), each with final: false; 0 emits only final results"`
-	Aggregates      config.Ordered[config.Expr] `yaml:"aggregates" required:"true" doc:"output field to aggregate: count(), sum(x), min(x), max(x), avg(x), count_distinct(x), approx_count_distinct(x), top_k(x, k), first(x), last(x), collect(x, limit)"`
+	Aggregates      config.Ordered[config.Expr] `yaml:"aggregates" required:"true" doc:"output field to aggregate: count(), sum(x), min(x), max(x), avg(x), count_distinct(x), approx_count_distinct(x), top_k(x, k), first(x), last(x), max_by(x, y), min_by(x, y), collect(x, limit)"`
 	KeyField        string                      `yaml:"key_field" default:"key" doc:"name of the output field holding the key (set by key_by)"`
 }
 
@@ -147,19 +147,52 @@ const (
 	aggFirst
 	aggLast
 	aggCollect
+	aggMaxBy
+	aggMinBy
 )
 
 var aggNames = map[string]aggFunc{
 	"count": aggCount, "sum": aggSum, "min": aggMin, "max": aggMax, "avg": aggAvg,
 	"count_distinct": aggCountDistinct, "approx_count_distinct": aggApproxDistinct,
 	"top_k": aggTopK, "first": aggFirst, "last": aggLast, "collect": aggCollect,
+	"max_by": aggMaxBy, "min_by": aggMinBy,
 }
 
 type aggSpec struct {
 	name string
 	fn   aggFunc
 	arg  *expr.Program // nil for count()
+	by   *expr.Program // the ordering of max_by and min_by
 	n    int           // k of top_k, limit of collect
+}
+
+// splitTop splits s at its last comma outside parentheses, brackets and
+// quotes; ok is false when there is none.
+func splitTop(s string) (head, tail string, ok bool) {
+	depth, quote, at := 0, byte(0), -1
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0:
+			if c == '\\' {
+				i++
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '(' || c == '[' || c == '{':
+			depth++
+		case c == ')' || c == ']' || c == '}':
+			depth--
+		case c == ',' && depth == 0:
+			at = i
+		}
+	}
+	if at < 0 {
+		return s, "", false
+	}
+	return strings.TrimSpace(s[:at]), strings.TrimSpace(s[at+1:]), true
 }
 
 // parseAgg parses "fn(arg)" or "fn(arg, n)".
@@ -198,6 +231,17 @@ func parseAgg(name string, x config.Expr) (aggSpec, *config.Error) {
 	}
 	if inner == "" {
 		return aggSpec{}, &config.Error{Pos: x.Pos, Msg: fname + " needs an argument", Expected: fname + "(expression)"}
+	}
+	if fn == aggMaxBy || fn == aggMinBy {
+		val, by, ok := splitTop(inner)
+		if !ok || val == "" || by == "" {
+			return aggSpec{}, &config.Error{Pos: x.Pos, Msg: fname + " needs two arguments", Expected: fname + "(value, ordering), e.g. max_by(bidder, price)"}
+		}
+		byProg, err := expr.Compile(by)
+		if err != nil {
+			return aggSpec{}, &config.Error{Pos: x.Pos, Msg: err.Error(), Expected: "a valid expression"}
+		}
+		spec.by, inner = byProg, val
 	}
 	prog, err := expr.Compile(inner)
 	if err != nil {

@@ -83,6 +83,7 @@ type Op struct {
 
 	rec     runtime.Record
 	vals    []jsondoc.Value
+	byVals  []jsondoc.Value
 	scratch []byte
 	starts  []int64
 
@@ -101,7 +102,7 @@ var (
 func (w *Window) New(env runtime.Env, keyed bool) (*Op, error) {
 	o := &Op{w: w, env: env, keyed: keyed, hold: !env.Checkpointing,
 		wins: map[winKey]*win{}, sessions: map[string][]int64{}, wm: event.NoWatermark, clock: event.NoWatermark, restored: event.NoWatermark,
-		vals: make([]jsondoc.Value, len(w.aggs))}
+		vals: make([]jsondoc.Value, len(w.aggs)), byVals: make([]jsondoc.Value, len(w.aggs))}
 	labels := prometheus.Labels{"node": env.Node, "instance": strconv.Itoa(env.Instance)}
 	o.late = prometheus.NewCounter(prometheus.CounterOpts{Name: "weir_window_late_events_total", Help: "Events that arrived after every window they belong to had closed.", ConstLabels: labels})
 	o.open = prometheus.NewGauge(prometheus.GaugeOpts{Name: "weir_window_open", Help: "Windows open (holding state), over all keys.", ConstLabels: labels})
@@ -170,7 +171,7 @@ func (o *Op) Process(_ context.Context, evs []event.Event, out *runtime.Collecto
 				wd = o.window(key, s, s+w.size)
 			}
 			for j := range w.aggs {
-				o.scratch = wd.accs[j].add(&w.aggs[j], o.vals[j], t, o.scratch)
+				o.scratch = wd.accs[j].add(&w.aggs[j], o.vals[j], o.byVals[j], t, o.scratch)
 			}
 			wd.dirty = true
 			if o.hold {
@@ -198,12 +199,17 @@ func (o *Op) eval(ev *event.Event) {
 	o.rec.Reset(ev)
 	for j := range o.w.aggs {
 		a := &o.w.aggs[j]
-		o.vals[j] = jsondoc.Value{}
+		o.vals[j], o.byVals[j] = jsondoc.Value{}, jsondoc.Value{}
 		if a.arg == nil {
 			continue
 		}
 		if v, err := a.arg.Eval(&o.rec); err == nil {
 			o.vals[j] = v
+		}
+		if a.by != nil {
+			if v, err := a.by.Eval(&o.rec); err == nil {
+				o.byVals[j] = v
+			}
 		}
 	}
 }

@@ -182,6 +182,8 @@ type result struct {
 	Min      int64  `json:"lo"`
 	Max      int64  `json:"hi"`
 	Distinct int64  `json:"d"`
+	MaxBy    int64  `json:"mb"`
+	MinBy    int64  `json:"nb"`
 }
 
 type refWin struct {
@@ -199,6 +201,7 @@ func (w *refWin) result(key string) result {
 		seen[((v%7)+7)%7] = true
 	}
 	r.Distinct = int64(len(seen))
+	r.MaxBy, r.MinBy = r.Max*3, r.Min*3
 	return r
 }
 
@@ -326,7 +329,7 @@ func TestWindowsMatchReference(t *testing.T) {
 				cfg.Window, cfg.KeyField = tc.kind, "k"
 				cfg.Size, cfg.Slide, cfg.Gap = ms(tc.size), ms(tc.slide), ms(tc.gap)
 				cfg.AllowedLateness = ms(tc.lateness)
-				cfg.Aggregates = aggs("n", "count()", "s", "sum(v)", "lo", "min(v)", "hi", "max(v)", "d", "count_distinct(v % 7)")
+				cfg.Aggregates = aggs("n", "count()", "s", "sum(v)", "lo", "min(v)", "hi", "max(v)", "d", "count_distinct(v % 7)", "mb", "max_by(v * 3, v)", "nb", "min_by(v * 3, v)")
 				slide := tc.slide
 				if tc.kind == "tumbling" {
 					slide = tc.size
