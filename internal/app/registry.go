@@ -18,6 +18,7 @@ import (
 	"github.com/weir-dev/weir/internal/dag"
 	"github.com/weir-dev/weir/internal/processor"
 	"github.com/weir-dev/weir/internal/processor/dedup"
+	"github.com/weir-dev/weir/internal/processor/join"
 	"github.com/weir-dev/weir/internal/processor/window"
 	"github.com/weir-dev/weir/internal/runtime"
 )
@@ -45,7 +46,7 @@ type Builder struct {
 
 // operatorTypes are the processor types built as runtime operators: stages
 // of their own, never fused.
-var operatorTypes = map[string]bool{"window": true}
+var operatorTypes = map[string]bool{"window": true, "join": true}
 
 func init() {
 	dag.Fusable = func(n *dag.Node) bool { return n.Kind == dag.Processor && !operatorTypes[n.Type] }
@@ -130,6 +131,20 @@ func Components() []Component {
 				}
 				keyed := n.KeyBy != nil
 				return Builder{Operator: func(env runtime.Env) (runtime.Operator, error) { return w.New(env, keyed) }}, nil
+			}},
+		{Kind: dag.Processor, Type: "join", Summary: "pair the events of two sides by key: in tumbling windows, within a time interval, or unbounded",
+			Config: func() any { c := join.DefaultConfig(); return &c },
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
+				j, errs := join.Compile(*cfg.(*join.Config), field(n, ""), func(k string) config.Pos { return fieldPos(n, k) })
+				if n.Parallelism > 1 && n.KeyBy == nil {
+					errs.Add(&config.Error{Pos: fieldPos(n, "parallelism"), Field: field(n, "parallelism"), Msg: "a join without key_by pairs all events in one instance",
+						Expected: "parallelism 1, or a key_by", Hint: "add key_by: <expression> giving the join key of both sides"})
+				}
+				if j == nil || len(errs) > 0 {
+					return Builder{}, errs
+				}
+				keyed := n.KeyBy != nil
+				return Builder{Operator: func(env runtime.Env) (runtime.Operator, error) { return j.New(env, keyed) }}, nil
 			}},
 		{Kind: dag.Output, Type: "stdout", Summary: "NDJSON to standard output",
 			Config: func() any { c := stdio.DefaultStdoutConfig(); return &c },

@@ -81,6 +81,20 @@ func (c *Collector) Late(e *event.Event) {
 	c.err = h.handle(c.ctx, &cp, ErrLate)
 }
 
+// Reject applies the node's error policy to an event the operator cannot
+// use (its value is not JSON, an expression fails). The runtime gives back
+// its Ack reference as for every absorbed event.
+func (c *Collector) Reject(e *event.Event, err error) {
+	if c.err != nil {
+		return
+	}
+	cp := *e
+	if cp.Ack != nil {
+		cp.Ack.Add(1) // the error handler gives back its own reference
+	}
+	c.err = c.inst.handlers[0].handle(c.ctx, &cp, err)
+}
+
 // LateCount returns how many late events this operator instance has seen.
 func (c *Collector) LateCount() uint64 { return c.late.Load() }
 

@@ -28,10 +28,12 @@ var crashPoints = []string{
 	"checkpoint.committed-step",
 	"file.publish",
 	"log.commit",
+	"join.snapshot",
 }
 
 // TestWindowCrashes runs a windowed pipeline over the local log (log →
-// window → file, checkpoints every 20 ms) and kills it with SIGKILL at
+// sliding and session windows and an interval join → file, checkpoints
+// every 20 ms) and kills it with SIGKILL at
 // every crash point in turn and at random times, restarting it each time
 // from its checkpoint, until it finishes. Its published output must be
 // identical, line for line, to that of a run without faults.
@@ -86,8 +88,21 @@ processors:
     aggregates:
       n: count()
       pages: top_k(page, 2)
+  buys:
+    type: filter
+    from: l
+    expr: type != "view"
+  click_then_buy:
+    type: join
+    from: buys
+    key_by: user_id
+    parallelism: 2
+    left: type == "click"
+    join: interval
+    lower: 0s
+    upper: 2s
 outputs:
-  out: {type: file, from: [per_type, sessions], dir: %s, rotate_bytes: 8KiB}
+  out: {type: file, from: [per_type, sessions, click_then_buy], dir: %s, rotate_bytes: 8KiB}
 `, filepath.Join(dir, name, "state"), logDir, name, out), 0o644))
 		return cfg, out
 	}

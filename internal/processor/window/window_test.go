@@ -7,15 +7,14 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/dag"
-	"github.com/weir-dev/weir/internal/event"
 	"github.com/weir-dev/weir/internal/processor/window"
 	"github.com/weir-dev/weir/internal/runtime"
+	"github.com/weir-dev/weir/internal/testkit"
 )
 
 func init() {
@@ -34,64 +33,20 @@ type rec struct {
 // one partition.
 type script [][]rec
 
-// scriptInput emits a script.
-type scriptInput struct{ s script }
-
-func (in *scriptInput) Run(ctx context.Context, out runtime.Outlet) error {
-	for _, batch := range in.s {
-		b := event.GetBatch()
-		b.Partition = batch[0].part
+// toKit converts a script for testkit.ScriptInput.
+func toKit(s script) testkit.Script {
+	out := make(testkit.Script, len(s))
+	for i, batch := range s {
 		for _, r := range batch {
-			v := fmt.Appendf(nil, `{"k":%q,"v":%d}`, r.key, r.v)
-			b.Append(event.Event{Key: []byte(r.key), Value: v, Time: r.t * 1e6, Offset: -1})
-		}
-		if err := out.Emit(ctx, b); err != nil {
-			return err
+			out[i] = append(out[i], testkit.Rec{Part: r.part, Key: r.key, T: r.t, Value: fmt.Sprintf(`{"k":%q,"v":%d}`, r.key, r.v)})
 		}
 	}
-	return nil
+	return out
 }
 
-type capture struct {
-	mu   *sync.Mutex
-	vals *[]string
-	buf  []string
-}
-
-func (c *capture) Write(_ context.Context, evs []event.Event) error {
-	for i := range evs {
-		c.buf = append(c.buf, string(evs[i].Value))
-	}
-	return nil
-}
-
-func (c *capture) Flush(context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	*c.vals = append(*c.vals, c.buf...)
-	c.buf = c.buf[:0]
-	return nil
-}
-
-func (c *capture) Close(ctx context.Context) error { return c.Flush(ctx) }
-
-type factory struct {
-	in   runtime.Input
-	w    *window.Window
-	mu   sync.Mutex
-	vals []string
-}
-
-func (f *factory) NewInput(*dag.Node, runtime.Env) (runtime.Input, error) { return f.in, nil }
-func (f *factory) NewProcessor(*dag.Node, runtime.Env) (runtime.Processor, error) {
-	return nil, fmt.Errorf("no processors")
-}
-func (f *factory) NewOutput(*dag.Node, runtime.Env) (runtime.Output, error) {
-	return &capture{mu: &f.mu, vals: &f.vals}, nil
-}
-func (f *factory) IsOperator(n *dag.Node) bool { return n.Type == "window" }
-func (f *factory) NewOperator(_ *dag.Node, env runtime.Env) (runtime.Operator, error) {
-	return f.w.New(env, true)
+func newRun(in runtime.Input, w *window.Window) *testkit.OperatorRun {
+	return &testkit.OperatorRun{Input: in, OpType: "window",
+		Operator: func(env runtime.Env) (runtime.Operator, error) { return w.New(env, true) }}
 }
 
 func compile(t *testing.T, cfg window.Config) *window.Window {
@@ -114,7 +69,8 @@ func aggs(kv ...string) config.Ordered[config.Expr] {
 // run runs script through input → window (2 instances, keyed) → capture.
 func run(t *testing.T, s script, w *window.Window, ooo time.Duration) []string {
 	t.Helper()
-	p, err := config.Parse("t.yaml", fmt.Appendf(nil, `
+	r := newRun(&testkit.ScriptInput{S: toKit(s)}, w)
+	err := r.RunFor(fmt.Sprintf(`
 name: t
 control: {address: ""}
 inputs:
@@ -123,25 +79,11 @@ processors:
   w: {type: window, from: in, key_by: k, parallelism: 2}
 outputs:
   out: {type: capture, from: w}
-`, ooo))
+`, ooo), runtime.Options{BatchSize: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := dag.Build(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &factory{in: &scriptInput{s: s}, w: w}
-	pl, err := runtime.New(g, f, runtime.Options{BatchSize: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := pl.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return f.vals
+	return r.Results()
 }
 
 // genScript makes n events over parts partitions and keys keys, times
@@ -376,15 +318,10 @@ func TestWindowsMatchReference(t *testing.T) {
 
 func ms(n int64) time.Duration { return time.Duration(n) * time.Millisecond }
 
-// blockingInput emits its script, then keeps partition 0 busy with one
-// event every 2 ms (times going on from 1 s) until the pipeline stops: a
-// source that stays open, one of whose partitions went quiet.
-type blockingInput struct{ s script }
-
-func (in *blockingInput) Run(ctx context.Context, out runtime.Outlet) error {
-	if err := (&scriptInput{s: in.s}).Run(ctx, out); err != nil {
-		return err
-	}
+// busyPartition0 keeps partition 0 busy with one event every 2 ms (times
+// going on from 1 s) until the pipeline stops: a source that stays open,
+// one of whose partitions went quiet.
+func busyPartition0(ctx context.Context, out runtime.Outlet) error {
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	for t := int64(1000); ; t++ {
@@ -393,7 +330,7 @@ func (in *blockingInput) Run(ctx context.Context, out runtime.Outlet) error {
 			return nil
 		case <-tick.C:
 		}
-		if err := (&scriptInput{s: script{{{part: 0, key: "b", t: t, v: 1}}}}).Run(ctx, out); err != nil {
+		if err := testkit.EmitRecs(ctx, out, []testkit.Rec{{Part: 0, Key: "b", T: t, Value: `{"k":"b","v":1}`}}); err != nil {
 			return err
 		}
 	}
@@ -410,7 +347,13 @@ func TestIdlePartitionStopsHoldingWatermark(t *testing.T) {
 	}
 	for _, idle := range []time.Duration{0, 50 * time.Millisecond} {
 		t.Run(fmt.Sprintf("idle_timeout=%s", idle), func(t *testing.T) {
-			p, err := config.Parse("t.yaml", fmt.Appendf(nil, `
+			cfg := window.DefaultConfig()
+			cfg.Window, cfg.Size, cfg.Aggregates = "tumbling", ms(100), aggs("n", "count()")
+			r := newRun(&testkit.ScriptInput{S: toKit(s), Then: busyPartition0}, compile(t, cfg))
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				done <- r.Run(ctx, fmt.Sprintf(`
 name: t
 control: {address: ""}
 inputs:
@@ -419,29 +362,9 @@ processors:
   w: {type: window, from: in, key_by: k}
 outputs:
   out: {type: capture, from: w}
-`, idle))
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, err := dag.Build(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg := window.DefaultConfig()
-			cfg.Window, cfg.Size, cfg.Aggregates = "tumbling", ms(100), aggs("n", "count()")
-			f := &factory{in: &blockingInput{s: s}, w: compile(t, cfg)}
-			pl, err := runtime.New(g, f, runtime.Options{BatchSize: 64, Linger: 5 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- pl.Run(ctx) }()
-			results := func() int {
-				f.mu.Lock()
-				defer f.mu.Unlock()
-				return len(f.vals)
-			}
+`, idle), runtime.Options{BatchSize: 64, Linger: 5 * time.Millisecond})
+			}()
+			results := func() int { return len(r.Results()) }
 			// Windows [0,100) … [900,1000) of key a can close on
 			// partition 0 alone.
 			deadline := time.Now().Add(10 * time.Second)
