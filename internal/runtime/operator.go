@@ -70,6 +70,9 @@ func (c *Collector) Emit(e event.Event) {
 // reference as for every absorbed event.
 func (c *Collector) Late(e *event.Event) {
 	c.late.Add(1)
+	if c.inst == nil {
+		return
+	}
 	h := c.inst.handlers[0]
 	if h.dlq == nil || c.err != nil {
 		return
@@ -85,7 +88,7 @@ func (c *Collector) Late(e *event.Event) {
 // use (its value is not JSON, an expression fails). The runtime gives back
 // its Ack reference as for every absorbed event.
 func (c *Collector) Reject(e *event.Event, err error) {
-	if c.err != nil {
+	if c.err != nil || c.inst == nil {
 		return
 	}
 	cp := *e
@@ -213,4 +216,20 @@ func (inst *instance) runOperator(ctx context.Context) error {
 		inst.stats.Busy.Add(int64(busy))
 		inst.batchSeconds.Observe(busy.Seconds())
 	}
+}
+
+// NewCollector returns a Collector that belongs to no pipeline, for calling
+// an operator directly (tests, tools): emitted events accumulate until
+// Take; late and rejected events are counted and dropped.
+func NewCollector() *Collector { return &Collector{ctx: context.Background()} }
+
+// Take returns the events emitted so far and forgets them.
+func (c *Collector) Take() []event.Event {
+	if c.b == nil {
+		return nil
+	}
+	evs := append([]event.Event(nil), c.b.Events...)
+	c.b.Release()
+	c.b = nil
+	return evs
 }

@@ -1,0 +1,334 @@
+// Package keyed runs custom per-key logic written in Go as a weir operator:
+// a state value per key, event-time and processing-time timers, emits, and
+// a state TTL — the building block for what the window and join operators
+// do not cover (Flink's KeyedProcessFunction, Kafka Streams' Processor).
+//
+// The state of every key and its timers are part of every checkpoint (the
+// state is encoded with encoding/json, so S must round-trip through it).
+// Without checkpoints the state lives in memory only, and events are
+// acknowledged as they are absorbed: use a state store for state that
+// matters.
+//
+// Threading: the runtime calls the Func from the operator's goroutine only.
+package keyed
+
+import (
+	"container/heap"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/weir-dev/weir/internal/event"
+	"github.com/weir-dev/weir/internal/runtime"
+)
+
+// Func is the per-key logic. OnEvent sees each event of a key with the
+// key's state; OnTimer sees each timer the key set, once the watermark
+// (event-time timers) or the wall clock (processing-time timers) reaches
+// its time.
+type Func[S any] interface {
+	OnEvent(c *Context[S], ev *event.Event) error
+	OnTimer(c *Context[S], t Timer) error
+}
+
+// Timer is a timer of one key.
+type Timer struct {
+	At         int64 // Unix nanoseconds
+	Processing bool  // the wall clock rather than event time
+}
+
+// Options tune an operator.
+type Options struct {
+	// TTL forgets the state (and timers) of a key that saw no event for
+	// this long, by the wall clock; 0 keeps state until the Func clears it.
+	TTL time.Duration
+}
+
+// Context is a key's view during one call.
+type Context[S any] struct {
+	op  *Op[S]
+	key string
+	ks  *keyState[S]
+	out *runtime.Collector
+}
+
+// Key is the key of the event or timer.
+func (c *Context[S]) Key() string { return c.key }
+
+// State returns the key's state, zero for a new key. Changes through the
+// pointer are kept.
+func (c *Context[S]) State() *S { return &c.ks.State }
+
+// Clear forgets the key's state and its timers.
+func (c *Context[S]) Clear() {
+	var zero S
+	c.ks.State = zero
+	c.ks.cleared = true
+	c.ks.Timers = nil
+}
+
+// Watermark is the operator's event-time watermark.
+func (c *Context[S]) Watermark() int64 { return c.op.wm }
+
+// Now is the wall clock of the current call, Unix nanoseconds.
+func (c *Context[S]) Now() int64 { return c.op.now }
+
+// Emit sends an event downstream with the given JSON value and event time;
+// its key is the current key.
+func (c *Context[S]) Emit(value []byte, t int64) {
+	e := event.Event{Value: value, Time: t, Offset: -1}
+	if c.op.keyed {
+		e.Key = []byte(c.key)
+	}
+	c.out.Emit(e)
+}
+
+// SetTimer registers a timer for the key (setting the same timer twice
+// is one timer).
+func (c *Context[S]) SetTimer(t Timer) {
+	for _, x := range c.ks.Timers {
+		if x == t {
+			return
+		}
+	}
+	c.ks.Timers = append(c.ks.Timers, t)
+	c.op.push(t, c.key)
+}
+
+// DeleteTimer removes a timer of the key.
+func (c *Context[S]) DeleteTimer(t Timer) {
+	for i, x := range c.ks.Timers {
+		if x == t {
+			c.ks.Timers = append(c.ks.Timers[:i], c.ks.Timers[i+1:]...)
+			return
+		}
+	}
+}
+
+// keyState is what the operator keeps per key.
+type keyState[S any] struct {
+	State    S       `json:"s"`
+	Timers   []Timer `json:"t,omitempty"`
+	LastSeen int64   `json:"l"` // wall clock of the last event (TTL)
+	cleared  bool
+}
+
+type pending struct {
+	t   Timer
+	key string
+}
+
+type timerHeap []pending
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].t.At < h[j].t.At }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(pending)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	p := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return p
+}
+
+// Op is one instance of a keyed operator.
+type Op[S any] struct {
+	f     Func[S]
+	env   runtime.Env
+	keyed bool
+	opts  Options
+
+	keys      map[string]*keyState[S]
+	eventT    timerHeap
+	procT     timerHeap
+	ttlCheck  int64
+	wm, now   int64
+	restoredW int64
+}
+
+var _ runtime.Operator = (*Op[int])(nil)
+var _ runtime.Stateful = (*Op[int])(nil)
+
+// New returns one instance of an operator running f; keyed says whether
+// events arrive keyed (key_by).
+func New[S any](f Func[S], env runtime.Env, keyed bool, opts Options) *Op[S] {
+	return &Op[S]{f: f, env: env, keyed: keyed, opts: opts, keys: map[string]*keyState[S]{},
+		wm: event.NoWatermark, restoredW: event.NoWatermark}
+}
+
+func (o *Op[S]) push(t Timer, key string) {
+	if t.Processing {
+		heap.Push(&o.procT, pending{t, key})
+	} else {
+		heap.Push(&o.eventT, pending{t, key})
+	}
+}
+
+func (o *Op[S]) state(key string) *keyState[S] {
+	ks := o.keys[key]
+	if ks == nil {
+		ks = &keyState[S]{}
+		o.keys[key] = ks
+	}
+	return ks
+}
+
+// settle forgets a key whose state was cleared and has no timers.
+func (o *Op[S]) settle(key string, ks *keyState[S]) {
+	if ks.cleared && len(ks.Timers) == 0 {
+		delete(o.keys, key)
+	}
+	ks.cleared = false
+}
+
+// Process implements runtime.Operator.
+func (o *Op[S]) Process(_ context.Context, evs []event.Event, out *runtime.Collector) error {
+	o.now = time.Now().UnixNano()
+	for i := range evs {
+		ev := &evs[i]
+		key := ""
+		if o.keyed {
+			key = string(ev.Key)
+		}
+		ks := o.state(key)
+		ks.LastSeen = o.now
+		c := Context[S]{op: o, key: key, ks: ks, out: out}
+		if err := o.f.OnEvent(&c, ev); err != nil {
+			out.Reject(ev, err)
+		}
+		o.settle(key, ks)
+	}
+	return nil
+}
+
+// Advance implements runtime.Operator.
+func (o *Op[S]) Advance(_ context.Context, watermark, now int64, out *runtime.Collector) error {
+	o.now = now
+	if o.restoredW != event.NoWatermark && watermark < o.restoredW {
+		watermark = o.restoredW
+	}
+	o.wm = max(o.wm, watermark)
+	if err := o.fire(&o.eventT, o.wm, false, out); err != nil {
+		return err
+	}
+	if err := o.fire(&o.procT, now, true, out); err != nil {
+		return err
+	}
+	if o.opts.TTL > 0 && now-o.ttlCheck >= int64(o.opts.TTL)/4 {
+		o.ttlCheck = now
+		for k, ks := range o.keys {
+			if now-ks.LastSeen >= int64(o.opts.TTL) {
+				delete(o.keys, k)
+			}
+		}
+	}
+	return nil
+}
+
+// fire calls OnTimer for every timer of h due at clock, in time order.
+func (o *Op[S]) fire(h *timerHeap, clock int64, processing bool, out *runtime.Collector) error {
+	for h.Len() > 0 && (*h)[0].t.At <= clock && clock != event.NoWatermark {
+		p := heap.Pop(h).(pending)
+		ks := o.keys[p.key]
+		if ks == nil {
+			continue
+		}
+		found := false
+		for i, x := range ks.Timers {
+			if x == p.t {
+				ks.Timers = append(ks.Timers[:i], ks.Timers[i+1:]...)
+				found = true
+				break
+			}
+		}
+		if !found {
+			continue // deleted, or already fired
+		}
+		c := Context[S]{op: o, key: p.key, ks: ks, out: out}
+		if err := o.f.OnTimer(&c, p.t); err != nil {
+			return fmt.Errorf("timer of key %q at %d: %w", p.key, p.t.At, err)
+		}
+		o.settle(p.key, ks)
+	}
+	return nil
+}
+
+// State layout, per node: 2 bytes of instance index, then 'm' → the
+// watermark (8 bytes), or 'k' + key → the key's state as JSON. A restore
+// keeps the keys that hash to the instance.
+
+func instPrefix(i int) []byte { return binary.BigEndian.AppendUint16(nil, uint16(i)) }
+
+// Snapshot implements runtime.Stateful.
+func (o *Op[S]) Snapshot(_ context.Context, w runtime.StateWriter) error {
+	p := instPrefix(o.env.Instance)
+	if err := w.DeleteRange(p, instPrefix(o.env.Instance+1)); err != nil {
+		return err
+	}
+	if o.env.Instance == 0 {
+		if err := w.DeleteRange(instPrefix(max(o.env.Parallelism, 1)), []byte{0xff, 0xff, 0xff}); err != nil {
+			return err
+		}
+	}
+	if err := w.Set(append(p[:2:2], 'm'), binary.BigEndian.AppendUint64(nil, uint64(o.wm))); err != nil {
+		return err
+	}
+	for k, ks := range o.keys {
+		v, err := json.Marshal(ks)
+		if err != nil {
+			return fmt.Errorf("state of key %q: %w", k, err)
+		}
+		if err := w.Set(append(append(p[:2:2], 'k'), k...), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Restore implements runtime.Stateful.
+func (o *Op[S]) Restore(_ context.Context, r runtime.StateReader) error {
+	wm := event.NoWatermark
+	err := r.Scan(nil, nil, func(k, v []byte) error {
+		if len(k) < 3 {
+			return fmt.Errorf("keyed state: short key %x", k)
+		}
+		switch k[2] {
+		case 'm':
+			if len(v) != 8 {
+				return fmt.Errorf("keyed state: watermark of %d bytes", len(v))
+			}
+			if m := int64(binary.BigEndian.Uint64(v)); wm == event.NoWatermark || m < wm {
+				wm = m
+			}
+		case 'k':
+			key := string(k[3:])
+			if o.keyed && runtime.KeyHash([]byte(key))%uint64(max(o.env.Parallelism, 1)) != uint64(o.env.Instance) {
+				return nil
+			}
+			if !o.keyed && o.env.Instance != 0 {
+				return nil
+			}
+			ks := &keyState[S]{}
+			if err := json.Unmarshal(v, ks); err != nil {
+				return fmt.Errorf("keyed state: key %q: %w", key, err)
+			}
+			o.keys[key] = ks
+			for _, t := range ks.Timers {
+				o.push(t, key)
+			}
+		default:
+			return fmt.Errorf("keyed state: unknown key %x", k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	o.restoredW, o.wm = wm, max(o.wm, wm)
+	return nil
+}
+
+// Committed implements runtime.Stateful.
+func (o *Op[S]) Committed(context.Context, uint64) error { return nil }
