@@ -31,31 +31,53 @@ type savedWin struct {
 
 func instPrefix(i int) []byte { return binary.BigEndian.AppendUint16(nil, uint16(i)) }
 
-// Snapshot implements runtime.Stateful.
+// Snapshot implements runtime.Stateful. The first snapshot after a start
+// rewrites the instance's range; later ones write the windows changed and
+// delete the windows removed since the one before.
 func (o *Op) Snapshot(_ context.Context, w runtime.StateWriter) error {
 	p := instPrefix(o.env.Instance)
-	if err := w.DeleteRange(p, instPrefix(o.env.Instance+1)); err != nil {
-		return err
-	}
-	if o.env.Instance == 0 {
-		if err := w.DeleteRange(instPrefix(o.env.Parallelism), []byte{0xff, 0xff, 0xff}); err != nil {
+	if o.full {
+		if err := w.DeleteRange(p, instPrefix(o.env.Instance+1)); err != nil {
 			return err
+		}
+		if o.env.Instance == 0 {
+			if err := w.DeleteRange(instPrefix(o.env.Parallelism), []byte{0xff, 0xff, 0xff}); err != nil {
+				return err
+			}
 		}
 	}
 	if err := w.Set(append(p[:2:2], 'm'), binary.BigEndian.AppendUint64(nil, uint64(o.wm))); err != nil {
 		return err
 	}
-	for k, wd := range o.wins {
+	var key []byte
+	save := func(k winKey, wd *win) error {
 		faults.Point("window.snapshot")
-		key := append(binary.BigEndian.AppendUint64(append(p[:2:2], 'w'), uint64(k.start)), k.key...)
+		key = append(binary.BigEndian.AppendUint64(append(append(key[:0], p...), 'w'), uint64(k.start)), k.key...)
+		if wd == nil {
+			return w.Delete(key)
+		}
+		wd.listed = false
 		v, err := json.Marshal(savedWin{End: wd.end, Fired: wd.fired, Accs: wd.accs})
 		if err != nil {
 			return err
 		}
-		if err := w.Set(key, v); err != nil {
-			return err
+		return w.Set(key, v)
+	}
+	if o.full {
+		for k, wd := range o.wins {
+			if err := save(k, wd); err != nil {
+				return err
+			}
+		}
+	} else {
+		for _, k := range o.touched {
+			if err := save(k, o.wins[k]); err != nil {
+				return err
+			}
 		}
 	}
+	clear(o.touched)
+	o.touched, o.full = o.touched[:0], false
 	return nil
 }
 

@@ -20,10 +20,11 @@ type winKey struct {
 
 // win is one open window of one key.
 type win struct {
-	end   int64
-	accs  []acc
-	fired bool // emitted its final result; kept for allowed lateness
-	dirty bool // changed since its last (early or late) result
+	end    int64
+	accs   []acc
+	fired  bool // emitted its final result; kept for allowed lateness
+	dirty  bool // changed since its last (early or late) result
+	listed bool // in Op.touched under its current key
 	// held are acknowledgements kept open until the window's result is
 	// written (without checkpoints only).
 	held []heldAck
@@ -87,6 +88,12 @@ type Op struct {
 	scratch []byte
 	starts  []int64
 
+	// touched lists the windows changed or removed since the last
+	// snapshot (a window at most once while saved is false); full makes
+	// the next snapshot rewrite everything (the first one after a start).
+	touched []winKey
+	full    bool
+
 	late     prometheus.Counter
 	open     prometheus.Gauge
 	restored int64 // watermark restored from a checkpoint
@@ -101,7 +108,7 @@ var (
 // whether events arrive keyed (the node has key_by).
 func (w *Window) New(env runtime.Env, keyed bool) (*Op, error) {
 	o := &Op{w: w, env: env, keyed: keyed, hold: !env.Checkpointing,
-		wins: map[winKey]*win{}, sessions: map[string][]int64{}, wm: event.NoWatermark, clock: event.NoWatermark, restored: event.NoWatermark,
+		wins: map[winKey]*win{}, sessions: map[string][]int64{}, wm: event.NoWatermark, clock: event.NoWatermark, restored: event.NoWatermark, full: true,
 		vals: make([]jsondoc.Value, len(w.aggs)), byVals: make([]jsondoc.Value, len(w.aggs))}
 	labels := prometheus.Labels{"node": env.Node, "instance": strconv.Itoa(env.Instance)}
 	o.late = prometheus.NewCounter(prometheus.CounterOpts{Name: "weir_window_late_events_total", Help: "Events that arrived after every window they belong to had closed.", ConstLabels: labels})
@@ -174,6 +181,7 @@ func (o *Op) Process(_ context.Context, evs []event.Event, out *runtime.Collecto
 				o.scratch = wd.accs[j].add(&w.aggs[j], o.vals[j], o.byVals[j], t, o.scratch)
 			}
 			wd.dirty = true
+			o.touch(winKey{key, s}, wd)
 			if o.hold {
 				wd.hold(ev.Ack)
 			}
@@ -249,6 +257,7 @@ func (o *Op) sessionFor(key string, start, end int64) (*win, int64) {
 				o.open.Dec()
 			}
 			delete(o.wins, winKey{key, s})
+			o.touched = append(o.touched, winKey{key, s})
 			continue
 		}
 		keep = append(keep, s)
@@ -258,6 +267,7 @@ func (o *Op) sessionFor(key string, start, end int64) (*win, int64) {
 		o.open.Inc()
 	}
 	merged.end = mEnd
+	merged.listed = false // listed, if at all, under a key it no longer has
 	o.wins[winKey{key, mStart}] = merged
 	if merged.fired {
 		// It took events after its result: drop it after its lateness.
@@ -327,9 +337,18 @@ func (o *Op) fireDue(out *runtime.Collector) {
 	}
 }
 
+// touch records that window k changed since the last snapshot.
+func (o *Op) touch(k winKey, wd *win) {
+	if !wd.listed {
+		wd.listed = true
+		o.touched = append(o.touched, k)
+	}
+}
+
 // drop forgets a window.
 func (o *Op) drop(k winKey) {
 	delete(o.wins, k)
+	o.touched = append(o.touched, k)
 	o.open.Dec()
 	if o.w.kind == session {
 		ss := o.sessions[k.key]
