@@ -232,10 +232,17 @@ func TestValidateErrors(t *testing.T) {
 	}
 }
 
+// Every example the docs point at is a valid pipeline.
 func TestValidateOK(t *testing.T) {
-	out, stderr, code := weir(t, "validate", "../../examples/quickstart.yaml")
-	if code != 0 || !strings.Contains(out, "ok") {
-		t.Fatalf("code %d\n%s%s", code, out, stderr)
+	examples, _ := filepath.Glob("../../examples/*.yaml")
+	if len(examples) < 3 {
+		t.Fatalf("examples: %v", examples)
+	}
+	for _, ex := range examples {
+		out, stderr, code := weir(t, "validate", ex)
+		if code != 0 || !strings.Contains(out, "ok") {
+			t.Errorf("%s: code %d\n%s%s", ex, code, out, stderr)
+		}
 	}
 }
 
