@@ -13,6 +13,7 @@ import (
 	"github.com/weir-dev/weir/internal/connector/file"
 	"github.com/weir-dev/weir/internal/connector/generate"
 	"github.com/weir-dev/weir/internal/connector/httpin"
+	"github.com/weir-dev/weir/internal/connector/kafka"
 	"github.com/weir-dev/weir/internal/connector/logio"
 	"github.com/weir-dev/weir/internal/connector/stdio"
 	"github.com/weir-dev/weir/internal/dag"
@@ -87,6 +88,12 @@ func Components() []Component {
 				c := *cfg.(*logio.InputConfig)
 				return Builder{Input: func(env runtime.Env) (runtime.Input, error) { return logio.NewInput(c, env) }}, validate(c.Validate(), n)
 			}},
+		{Kind: dag.Input, Type: "kafka", Summary: "records of Kafka topics, as a consumer-group member; offsets committed once written",
+			Config: func() any { c := kafka.DefaultInputConfig(); return &c },
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
+				c := *cfg.(*kafka.InputConfig)
+				return Builder{Input: func(env runtime.Env) (runtime.Input, error) { return kafka.NewInput(c, env) }}, validate(c.Validate(), n)
+			}},
 		{Kind: dag.Input, Type: "http", Summary: "event collector: SDK events over HTTP, durable in a local log before they are acknowledged",
 			Config: func() any { c := httpin.DefaultConfig(); return &c },
 			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
@@ -145,6 +152,12 @@ func Components() []Component {
 				}
 				keyed := n.KeyBy != nil
 				return Builder{Operator: func(env runtime.Env) (runtime.Operator, error) { return j.New(env, keyed) }}, nil
+			}},
+		{Kind: dag.Output, Type: "kafka", Summary: "records to a Kafka topic; acknowledged once the brokers (all in-sync replicas) have them",
+			Config: func() any { c := kafka.DefaultOutputConfig(); return &c },
+			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
+				c := *cfg.(*kafka.OutputConfig)
+				return Builder{Output: func(env runtime.Env) (runtime.Output, error) { return kafka.NewOutput(c, env) }}, validate(c.Validate(), n)
 			}},
 		{Kind: dag.Output, Type: "stdout", Summary: "NDJSON to standard output",
 			Config: func() any { c := stdio.DefaultStdoutConfig(); return &c },

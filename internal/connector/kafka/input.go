@@ -1,0 +1,302 @@
+// Package kafka is the Kafka input and output, on franz-go: any broker that
+// speaks the Kafka protocol (Apache Kafka, Redpanda, MSK, Confluent).
+//
+// The input is a consumer-group member per instance (cooperative-sticky
+// rebalancing): it emits one batch per fetched partition, with the record's
+// key, value, timestamp and headers and the partition set for watermarks,
+// and commits a partition's offset only up to records whose every derived
+// event is written (at least once). While downstream is full, Emit blocks
+// and no more is polled: franz-go's fetch buffer is bounded by
+// fetch_max_bytes, so memory stays flat and the broker keeps the backlog.
+//
+// The output produces with an idempotent producer, acks from all in-sync
+// replicas, and acknowledges events only after the broker did (Flush).
+//
+// Threading: Run, Write, Flush and Close are called by one goroutine per
+// instance; franz-go calls the rebalance callbacks and produce promises on
+// its own goroutines, which take the input's mutex.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/internal/config"
+	"github.com/weir-dev/weir/internal/connector/lines"
+	"github.com/weir-dev/weir/internal/event"
+	"github.com/weir-dev/weir/internal/runtime"
+)
+
+// InputConfig is the YAML configuration of the kafka input.
+type InputConfig struct {
+	Brokers        []string        `yaml:"brokers" required:"true" doc:"seed brokers, host:port"`
+	Topics         []string        `yaml:"topics" required:"true" doc:"topics to consume"`
+	Group          string          `yaml:"group" required:"true" doc:"consumer group; every instance (and every weir process with the same group) shares the partitions"`
+	Start          string          `yaml:"start" enum:"earliest|latest" default:"earliest" doc:"where a partition without a committed offset starts"`
+	FetchMaxBytes  config.ByteSize `yaml:"fetch_max_bytes" default:"16MiB" doc:"upper bound on the bytes one fetch buffers, which bounds the input's memory"`
+	MaxPollRecords int             `yaml:"max_poll_records" default:"4096" doc:"records taken per poll"`
+	CommitInterval time.Duration   `yaml:"commit_interval" default:"1s" doc:"how often acknowledged offsets are committed to the group (and at a rebalance and a clean stop)"`
+	ClientID       string          `yaml:"client_id" default:"weir" doc:"client id sent to the brokers"`
+}
+
+// DefaultInputConfig returns the defaults.
+func DefaultInputConfig() InputConfig {
+	return InputConfig{Start: "earliest", FetchMaxBytes: 16 * config.MiB, MaxPollRecords: 4096, CommitInterval: time.Second, ClientID: "weir"}
+}
+
+// Validate checks the settings that tags cannot.
+func (c InputConfig) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, &config.FieldError{Field: "brokers", Msg: "no brokers", Expected: "at least one host:port"})
+	}
+	if len(c.Topics) == 0 {
+		errs = append(errs, &config.FieldError{Field: "topics", Msg: "no topics", Expected: "at least one topic"})
+	}
+	if c.Group == "" {
+		errs = append(errs, &config.FieldError{Field: "group", Msg: "no consumer group", Expected: "a group name", Hint: "give each version of a pipeline its own group"})
+	}
+	if c.FetchMaxBytes < 64*config.KiB {
+		errs = append(errs, &config.FieldError{Field: "fetch_max_bytes", Msg: "fetch_max_bytes is " + c.FetchMaxBytes.String(), Expected: "at least 64KiB"})
+	}
+	if c.MaxPollRecords < 1 {
+		errs = append(errs, &config.FieldError{Field: "max_poll_records", Msg: "max_poll_records is " + strconv.Itoa(c.MaxPollRecords), Expected: "at least 1"})
+	}
+	if c.CommitInterval <= 0 {
+		errs = append(errs, &config.FieldError{Field: "commit_interval", Msg: "commit_interval is " + c.CommitInterval.String(), Expected: "a duration greater than zero"})
+	}
+	return errors.Join(errs...)
+}
+
+// Input is one instance of the kafka input: one group member.
+type Input struct {
+	cfg InputConfig
+	env runtime.Env
+	log *slog.Logger
+	cl  *kgo.Client
+
+	mu    sync.Mutex
+	parts map[tp]*partState
+	ids   map[tp]int32 // partition ids for watermarks, stable for the run
+}
+
+type tp struct {
+	topic string
+	part  int32
+}
+
+// partState tracks one assigned partition's acknowledged progress.
+type partState struct {
+	prog      lines.Progress
+	committed int64 // offset last committed to the group; -1 none
+}
+
+var (
+	_ runtime.Input       = (*Input)(nil)
+	_ runtime.InputCloser = (*Input)(nil)
+)
+
+// NewInput returns one group member. It connects lazily, in Run.
+func NewInput(cfg InputConfig, env runtime.Env) (*Input, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	in := &Input{cfg: cfg, env: env, log: log, parts: map[tp]*partState{}, ids: map[tp]int32{}}
+	reset := kgo.NewOffset().AtStart()
+	if cfg.Start == "latest" {
+		reset = kgo.NewOffset().AtEnd()
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topics...),
+		kgo.ConsumeResetOffset(reset),
+		kgo.DisableAutoCommit(),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.FetchMaxBytes(int32(min(int64(cfg.FetchMaxBytes), 1<<30))),
+		kgo.OnPartitionsRevoked(in.revoked),
+		kgo.OnPartitionsLost(in.lost),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	in.cl = cl
+	return in, nil
+}
+
+func (in *Input) state(t tp) *partState {
+	ps := in.parts[t]
+	if ps == nil {
+		ps = &partState{committed: -1}
+		in.parts[t] = ps
+		if _, ok := in.ids[t]; !ok {
+			in.ids[t] = int32(len(in.ids))
+		}
+	}
+	return ps
+}
+
+// Run polls until ctx ends.
+func (in *Input) Run(ctx context.Context, out runtime.Outlet) error {
+	lastCommit := time.Now()
+	for {
+		fetches := in.cl.PollRecords(ctx, in.cfg.MaxPollRecords)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errs := fetches.Errors(); len(errs) > 0 {
+			for _, fe := range errs {
+				if errors.Is(fe.Err, context.Canceled) {
+					return nil
+				}
+			}
+			fe := errs[0]
+			return fmt.Errorf("kafka: fetch %s/%d: %w", fe.Topic, fe.Partition, fe.Err)
+		}
+		var emitErr error
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if emitErr != nil || len(p.Records) == 0 {
+				return
+			}
+			emitErr = in.emit(ctx, out, p)
+		})
+		if emitErr != nil {
+			return emitErr
+		}
+		if time.Since(lastCommit) >= in.cfg.CommitInterval {
+			if err := in.commit(ctx, nil); err != nil {
+				in.log.Warn("kafka: commit failed; it is retried", slog.Any("err", err))
+			}
+			lastCommit = time.Now()
+		}
+	}
+}
+
+func (in *Input) emit(ctx context.Context, out runtime.Outlet, p kgo.FetchTopicPartition) error {
+	t := tp{p.Topic, p.Partition}
+	in.mu.Lock()
+	ps := in.state(t)
+	id := in.ids[t]
+	last := p.Records[len(p.Records)-1]
+	ticket := ps.prog.Add(lines.Position{Source: p.Topic, Line: int64(p.Partition), Offset: last.Offset + 1})
+	in.mu.Unlock()
+	b := event.GetBatch()
+	b.Unchecked = in.env.DeferValidation
+	b.Partition = id
+	ack := event.NewAck(len(p.Records), func() { ps.prog.Done(ticket) })
+	for _, r := range p.Records {
+		var hs []event.Header
+		if len(r.Headers) > 0 {
+			hs = make([]event.Header, len(r.Headers))
+			for i, h := range r.Headers {
+				hs[i] = event.Header{Key: h.Key, Value: h.Value}
+			}
+		}
+		b.Append(event.Event{Key: r.Key, Value: r.Value, Time: r.Timestamp.UnixNano(), Offset: r.Offset, Headers: hs, Ack: ack})
+	}
+	return out.Emit(ctx, b)
+}
+
+// commit commits the acknowledged offsets of the partitions in only (all
+// when nil) that moved since the last commit.
+func (in *Input) commit(ctx context.Context, only map[string][]int32) error {
+	in.mu.Lock()
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	var moved []*partState
+	var at []int64
+	for t, ps := range in.parts {
+		if only != nil && !contains(only[t.topic], t.part) {
+			continue
+		}
+		c := ps.prog.Committed()
+		if c.Source == "" || c.Offset <= ps.committed {
+			continue
+		}
+		if offsets[t.topic] == nil {
+			offsets[t.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[t.topic][t.part] = kgo.EpochOffset{Epoch: -1, Offset: c.Offset}
+		moved = append(moved, ps)
+		at = append(at, c.Offset)
+	}
+	in.mu.Unlock()
+	if len(offsets) == 0 {
+		return nil
+	}
+	var cerr error
+	in.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 && cerr == nil {
+					cerr = fmt.Errorf("commit %s/%d: error code %d", t.Topic, p.Partition, p.ErrorCode)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		return cerr
+	}
+	in.mu.Lock()
+	for i, ps := range moved {
+		ps.committed = max(ps.committed, at[i])
+	}
+	in.mu.Unlock()
+	return nil
+}
+
+func contains(ps []int32, p int32) bool {
+	for _, x := range ps {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
+
+// revoked commits what is acknowledged of partitions leaving this member,
+// then forgets them: records still in flight from them will be read again
+// by their next owner (at least once).
+func (in *Input) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	if err := in.commit(ctx, revoked); err != nil {
+		in.log.Warn("kafka: commit at rebalance failed", slog.Any("err", err))
+	}
+	in.forget(revoked)
+}
+
+func (in *Input) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	in.forget(lost)
+}
+
+func (in *Input) forget(parts map[string][]int32) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for topic, ps := range parts {
+		for _, p := range ps {
+			delete(in.parts, tp{topic, p})
+		}
+	}
+}
+
+// Close commits what was acknowledged and leaves the group.
+func (in *Input) Close(ctx context.Context) error {
+	err := in.commit(ctx, nil)
+	in.cl.Close()
+	return err
+}
