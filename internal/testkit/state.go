@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/weir-dev/weir/internal/runtime"
+	"github.com/weir-dev/weir/internal/state"
 )
 
 // MemState is an in-memory state store for one node: a Writer applies
@@ -108,3 +109,17 @@ func (c *Collector) Values() []string {
 	}
 	return out
 }
+
+// StateStore adapts a *state.Store to runtime.StateStore, as the app does,
+// for tests that run pipelines with checkpoints.
+func StateStore(s *state.Store) runtime.StateStore { return stateStore{s} }
+
+type stateStore struct{ s *state.Store }
+
+func (a stateStore) Reader(node string) runtime.StateReader { return a.s.Reader(node) }
+func (a stateStore) Begin() runtime.StateTxn                { return stateTxn{a.s.Begin()} }
+func (a stateStore) Last() (uint64, bool)                   { return a.s.Last() }
+
+type stateTxn struct{ *state.Txn }
+
+func (t stateTxn) Writer(node string) runtime.StateWriter { return t.Txn.Writer(node) }

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,6 +87,9 @@ type Input struct {
 	mu    sync.Mutex
 	parts map[tp]*partState
 	ids   map[tp]int32 // partition ids for watermarks, stable for the run
+	// restored are the offsets of the last checkpoint (with checkpoints):
+	// a partition assigned to this member starts there.
+	restored map[tp]int64
 }
 
 type tp struct {
@@ -97,11 +101,14 @@ type tp struct {
 type partState struct {
 	prog      lines.Progress
 	committed int64 // offset last committed to the group; -1 none
+	snap      int64 // offset recorded by the last Snapshot; -1 none
 }
 
 var (
 	_ runtime.Input       = (*Input)(nil)
 	_ runtime.InputCloser = (*Input)(nil)
+	_ runtime.Stateful    = (*Input)(nil)
+	_ runtime.Drainer     = (*Input)(nil)
 )
 
 // NewInput returns one group member. It connects lazily, in Run.
@@ -113,7 +120,13 @@ func NewInput(cfg InputConfig, env runtime.Env) (*Input, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	in := &Input{cfg: cfg, env: env, log: log, parts: map[tp]*partState{}, ids: map[tp]int32{}}
+	return &Input{cfg: cfg, env: env, log: log, parts: map[tp]*partState{}, ids: map[tp]int32{}}, nil
+}
+
+// connect creates the client, which joins the group: in Run, after
+// Restore, so that partitions assigned at once start at the checkpoint.
+func (in *Input) connect() error {
+	cfg := in.cfg
 	reset := kgo.NewOffset().AtStart()
 	if cfg.Start == "latest" {
 		reset = kgo.NewOffset().AtEnd()
@@ -127,20 +140,23 @@ func NewInput(cfg InputConfig, env runtime.Env) (*Input, error) {
 		kgo.DisableAutoCommit(),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.FetchMaxBytes(int32(min(int64(cfg.FetchMaxBytes), 1<<30))),
+		kgo.OnPartitionsAssigned(in.assigned),
 		kgo.OnPartitionsRevoked(in.revoked),
 		kgo.OnPartitionsLost(in.lost),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("kafka: %w", err)
+		return fmt.Errorf("kafka: %w", err)
 	}
+	in.mu.Lock()
 	in.cl = cl
-	return in, nil
+	in.mu.Unlock()
+	return nil
 }
 
 func (in *Input) state(t tp) *partState {
 	ps := in.parts[t]
 	if ps == nil {
-		ps = &partState{committed: -1}
+		ps = &partState{committed: -1, snap: -1}
 		in.parts[t] = ps
 		if _, ok := in.ids[t]; !ok {
 			in.ids[t] = int32(len(in.ids))
@@ -151,6 +167,9 @@ func (in *Input) state(t tp) *partState {
 
 // Run polls until ctx ends.
 func (in *Input) Run(ctx context.Context, out runtime.Outlet) error {
+	if err := in.connect(); err != nil {
+		return err
+	}
 	lastCommit := time.Now()
 	for {
 		fetches := in.cl.PollRecords(ctx, in.cfg.MaxPollRecords)
@@ -176,7 +195,7 @@ func (in *Input) Run(ctx context.Context, out runtime.Outlet) error {
 		if emitErr != nil {
 			return emitErr
 		}
-		if time.Since(lastCommit) >= in.cfg.CommitInterval {
+		if !in.env.Checkpointing && time.Since(lastCommit) >= in.cfg.CommitInterval {
 			if err := in.commit(ctx, nil); err != nil {
 				in.log.Warn("kafka: commit failed; it is retried", slog.Any("err", err))
 			}
@@ -214,6 +233,11 @@ func (in *Input) emit(ctx context.Context, out runtime.Outlet, p kgo.FetchTopicP
 // when nil) that moved since the last commit.
 func (in *Input) commit(ctx context.Context, only map[string][]int32) error {
 	in.mu.Lock()
+	cl := in.cl
+	if cl == nil {
+		in.mu.Unlock()
+		return nil
+	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	var moved []*partState
 	var at []int64
@@ -222,7 +246,11 @@ func (in *Input) commit(ctx context.Context, only map[string][]int32) error {
 			continue
 		}
 		c := ps.prog.Committed()
-		if c.Source == "" || c.Offset <= ps.committed {
+		if in.env.Checkpointing {
+			// Only what a completed checkpoint covers.
+			c = lines.Position{Source: t.topic, Offset: ps.snap}
+		}
+		if c.Source == "" || c.Offset < 0 || c.Offset <= ps.committed {
 			continue
 		}
 		if offsets[t.topic] == nil {
@@ -237,7 +265,7 @@ func (in *Input) commit(ctx context.Context, only map[string][]int32) error {
 		return nil
 	}
 	var cerr error
-	in.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			cerr = err
 			return
@@ -270,6 +298,29 @@ func contains(ps []int32, p int32) bool {
 	return false
 }
 
+// assigned starts partitions that the last checkpoint has a position for
+// at that position.
+func (in *Input) assigned(_ context.Context, cl *kgo.Client, parts map[string][]int32) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	set := map[string]map[int32]kgo.EpochOffset{}
+	for topic, ps := range parts {
+		for _, p := range ps {
+			off, ok := in.restored[tp{topic, p}]
+			if !ok {
+				continue
+			}
+			if set[topic] == nil {
+				set[topic] = map[int32]kgo.EpochOffset{}
+			}
+			set[topic][p] = kgo.EpochOffset{Epoch: -1, Offset: off}
+		}
+	}
+	if len(set) > 0 {
+		cl.SetOffsets(set)
+	}
+}
+
 // revoked commits what is acknowledged of partitions leaving this member,
 // then forgets them: records still in flight from them will be read again
 // by their next owner (at least once).
@@ -294,8 +345,70 @@ func (in *Input) forget(parts map[string][]int32) {
 	}
 }
 
+// InFlight implements runtime.Drainer.
+func (in *Input) InFlight() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	n := 0
+	for _, ps := range in.parts {
+		n += ps.prog.InFlight()
+	}
+	return n
+}
+
+// partKey is the state key of a partition's position.
+func partKey(t tp) []byte { return fmt.Appendf(nil, "%s/%d", t.topic, t.part) }
+
+// Snapshot implements runtime.Stateful: each assigned partition's
+// acknowledged offset.
+func (in *Input) Snapshot(_ context.Context, w runtime.StateWriter) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for t, ps := range in.parts {
+		c := ps.prog.Committed()
+		if c.Source == "" {
+			continue
+		}
+		ps.snap = c.Offset
+		if err := w.Set(partKey(t), strconv.AppendInt(nil, c.Offset, 10)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Restore implements runtime.Stateful.
+func (in *Input) Restore(_ context.Context, r runtime.StateReader) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.restored = map[tp]int64{}
+	return r.Scan(nil, nil, func(k, v []byte) error {
+		s := string(k)
+		i := strings.LastIndexByte(s, '/')
+		p, err1 := strconv.ParseInt(s[i+1:], 10, 32)
+		off, err2 := strconv.ParseInt(string(v), 10, 64)
+		if i < 0 || err1 != nil || err2 != nil {
+			return fmt.Errorf("kafka: bad checkpointed position %q = %q", k, v)
+		}
+		in.restored[tp{s[:i], int32(p)}] = off
+		return nil
+	})
+}
+
+// Committed implements runtime.Stateful: the checkpointed offsets go to the
+// group too, for tools and for a start without the state directory.
+func (in *Input) Committed(ctx context.Context, _ uint64) error {
+	if err := in.commit(ctx, nil); err != nil {
+		in.log.Warn("kafka: commit of checkpointed offsets failed; the checkpoint holds them", slog.Any("err", err))
+	}
+	return nil
+}
+
 // Close commits what was acknowledged and leaves the group.
 func (in *Input) Close(ctx context.Context) error {
+	if in.cl == nil {
+		return nil // never ran
+	}
 	err := in.commit(ctx, nil)
 	in.cl.Close()
 	return err

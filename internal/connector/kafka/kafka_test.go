@@ -3,6 +3,8 @@ package kafka_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,10 +13,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weir-dev/weir/internal/config"
+	"github.com/weir-dev/weir/internal/connector/file"
 	"github.com/weir-dev/weir/internal/connector/kafka"
 	"github.com/weir-dev/weir/internal/dag"
 	"github.com/weir-dev/weir/internal/processor"
 	"github.com/weir-dev/weir/internal/runtime"
+	"github.com/weir-dev/weir/internal/state"
+	"github.com/weir-dev/weir/internal/testkit"
 )
 
 // cluster starts an in-process Kafka-protocol broker (franz-go's kfake)
@@ -166,3 +171,121 @@ func TestKafkaToKafka(t *testing.T) {
 		t.Fatalf("output has %d records, want 1500", len(got))
 	}
 }
+
+type fileFactory struct {
+	in  kafka.InputConfig
+	dir string
+}
+
+func (f fileFactory) NewInput(_ *dag.Node, env runtime.Env) (runtime.Input, error) {
+	return kafka.NewInput(f.in, env)
+}
+func (f fileFactory) NewProcessor(n *dag.Node, _ runtime.Env) (runtime.Processor, error) {
+	return nil, fmt.Errorf("no processor %q", n.Name)
+}
+func (f fileFactory) NewOutput(_ *dag.Node, env runtime.Env) (runtime.Output, error) {
+	c := file.DefaultOutputConfig()
+	c.Dir, c.RotateBytes = f.dir, 4<<10
+	return file.NewOutput(c, env)
+}
+
+// TestCheckpointedOffsetsExactlyOnce: with a state store, the input's
+// offsets are part of each checkpoint, the file output publishes with it,
+// and a pipeline stopped and restarted many times while records keep
+// arriving writes each record exactly once.
+func TestCheckpointedOffsetsExactlyOnce(t *testing.T) {
+	brokers := cluster(t, "in")
+	root := t.TempDir()
+	in := kafka.DefaultInputConfig()
+	in.Brokers, in.Topics, in.Group = brokers, []string{"in"}, "weir-ckpt"
+	f := fileFactory{in: in, dir: filepath.Join(root, "out")}
+	p, err := config.Parse("k.yaml", []byte(`
+name: k
+control: {address: ""}
+inputs:
+  in: {type: kafka, parallelism: 2}
+outputs:
+  out: {type: file, from: in}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := dag.Build(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds, per = 8, 500
+	for r := range rounds {
+		produce(t, brokers, "in", r*per, per)
+		st, err := state.Open(filepath.Join(root, "state"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl, err := runtime.New(g, f, runtime.Options{Store: testkit.StateStore(st), CheckpointInterval: 5 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(100+r*40)*time.Millisecond)
+		if err := pl.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A last run long enough to read the rest.
+	st, err := state.Open(filepath.Join(root, "state"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := runtime.New(g, f, runtime.Options{Store: testkit.StateStore(st), CheckpointInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pl.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for countLines(t, f.dir) < rounds*per && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+	seen := map[string]int{}
+	for _, l := range publishedLines(t, f.dir) {
+		seen[l]++
+	}
+	for i := range rounds * per {
+		v := fmt.Sprintf(`{"id":%d,"even":%t}`, i, i%2 == 0)
+		if seen[v] != 1 {
+			t.Fatalf("record %d is in the output %d times, want once", i, seen[v])
+		}
+	}
+	if len(seen) != rounds*per {
+		t.Fatalf("%d distinct records in the output, want %d", len(seen), rounds*per)
+	}
+}
+
+func publishedLines(t *testing.T, dir string) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.ndjson"))
+	var out []string
+	for _, fn := range files {
+		data, err := os.ReadFile(fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for l := range strings.SplitSeq(strings.TrimSpace(string(data)), "\n") {
+			if l != "" {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+func countLines(t *testing.T, dir string) int { return len(publishedLines(t, dir)) }
