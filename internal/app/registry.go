@@ -157,7 +157,13 @@ func Components() []Component {
 			Config: func() any { c := kafka.DefaultOutputConfig(); return &c },
 			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
 				c := *cfg.(*kafka.OutputConfig)
-				return Builder{Output: func(env runtime.Env) (runtime.Output, error) { return kafka.NewOutput(c, env) }}, validate(c.Validate(), n)
+				errs := validate(c.Validate(), n)
+				sp, cerrs := kafka.CompileOutput(c, field(n, ""))
+				errs = append(errs, cerrs...)
+				if sp == nil {
+					return Builder{}, errs
+				}
+				return Builder{Output: func(env runtime.Env) (runtime.Output, error) { return sp.New(env) }}, errs
 			}},
 		{Kind: dag.Output, Type: "stdout", Summary: "NDJSON to standard output",
 			Config: func() any { c := stdio.DefaultStdoutConfig(); return &c },

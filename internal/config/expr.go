@@ -1,7 +1,11 @@
 package config
 
 import (
+	"errors"
+
 	"go.yaml.in/yaml/v3"
+
+	"github.com/weir-dev/weir/internal/expr"
 )
 
 // Expr is an expression written as a YAML scalar, such as the expr of a
@@ -68,4 +72,25 @@ func newExpr(file string, n *yaml.Node, sv *scalarValue, src *source) Expr {
 	}
 	e.m = &exprMap{at: at}
 	return e
+}
+
+// Compile compiles the expression. A syntax or type error comes back as a
+// config error at its exact position inside the scalar, naming field.
+func (x *Expr) Compile(field string) (*expr.Program, *Error) {
+	prog, err := expr.Compile(x.Src)
+	if err != nil {
+		return nil, x.ErrorAt(field, err)
+	}
+	return prog, nil
+}
+
+// ErrorAt turns an error about the expression (from expr.Compile or a
+// check of its result type) into a config error naming field, at the exact
+// position inside the scalar when the error carries one.
+func (x *Expr) ErrorAt(field string, err error) *Error {
+	ce := &Error{Pos: x.Pos, Field: field, Msg: err.Error(), Expected: "a valid expression"}
+	if ee, ok := errors.AsType[*expr.Error](err); ok {
+		ce.Pos, ce.Msg, ce.Hint = x.PosAt(ee.Pos), ee.Msg, ee.Hint
+	}
+	return ce
 }

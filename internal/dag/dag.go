@@ -1,7 +1,6 @@
 package dag
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -199,7 +198,7 @@ func Build(p *config.Pipeline) (*Graph, error) {
 			if et.Expr != nil {
 				prog, err := expr.Compile(et.Expr.Src)
 				if err != nil {
-					errs.Add(exprError(et.Expr, fieldOf(cn, "event_time.expr"), err))
+					errs.Add(et.Expr.ErrorAt(fieldOf(cn, "event_time.expr"), err))
 				}
 				n.EventTime.Expr = prog
 			}
@@ -298,7 +297,7 @@ func resolveEdge(e *Edge, cn *config.Node) *config.Error {
 		e.Kind = KeyHash
 		prog, err := expr.Compile(cn.KeyBy.Src)
 		if err != nil {
-			return exprError(cn.KeyBy, fieldOf(cn, "key_by"), err)
+			return cn.KeyBy.ErrorAt(fieldOf(cn, "key_by"), err)
 		}
 		e.Key = prog
 	case cn.Edge != "":
@@ -314,25 +313,6 @@ func resolveEdge(e *Edge, cn *config.Node) *config.Error {
 			Expected: "round_robin, key_hash or broadcast", Hint: "use edge: round_robin, or make the parallelism equal"}
 	}
 	return nil
-}
-
-// ExprError turns an expression compile error into a config error at the
-// right position inside the YAML scalar.
-func exprError(x *config.Expr, field string, err error) *config.Error {
-	ce := &config.Error{Pos: x.Pos, Field: field, Msg: err.Error(), Expected: "a valid expression"}
-	var ee *expr.Error
-	if errors.As(err, &ee) {
-		ce.Pos = x.PosAt(ee.Pos)
-		ce.Msg = ee.Msg
-		ce.Hint = ee.Hint
-	}
-	return ce
-}
-
-// ExprError is exported for components that compile expressions from their
-// own fields.
-func ExprError(x *config.Expr, field string, err error) *config.Error {
-	return exprError(x, field, err)
 }
 
 func topoSort(all []*Node) ([]*Node, *Node) {

@@ -1,8 +1,6 @@
 package processor
 
 import (
-	"errors"
-
 	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/expr"
 	"github.com/weir-dev/weir/internal/runtime"
@@ -30,7 +28,7 @@ func CompileFilter(cfg FilterConfig, field string) (*Filter, config.Errors) {
 		err = expr.CheckBool(prog)
 	}
 	if err != nil {
-		errs.Add(exprError(cfg.Expr, field+".expr", err))
+		errs.Add(cfg.Expr.ErrorAt(field+".expr", err))
 		return nil, errs
 	}
 	return &Filter{prog: prog}, nil
@@ -43,17 +41,4 @@ type filterProc struct{ prog *expr.Program }
 
 func (p filterProc) Process(r *runtime.Record) (bool, error) {
 	return p.prog.EvalBool(r)
-}
-
-// exprError places an expression error at its position inside the YAML
-// scalar.
-func exprError(x *config.Expr, field string, err error) *config.Error {
-	ce := &config.Error{Pos: x.Pos, Field: field, Msg: err.Error(), Expected: "a valid expression"}
-	var ee *expr.Error
-	if errors.As(err, &ee) {
-		ce.Pos = x.PosAt(ee.Pos)
-		ce.Msg = ee.Msg
-		ce.Hint = ee.Hint
-	}
-	return ce
 }

@@ -69,7 +69,7 @@ func CompileMap(cfg MapConfig, field string, pos func(key string) config.Pos) (*
 		x := a.Value
 		prog, err := expr.Compile(x.Src)
 		if err != nil {
-			errs.Add(exprError(&x, field+".set."+a.Key, err))
+			errs.Add(x.ErrorAt(field+".set."+a.Key, err))
 			continue
 		}
 		m.sets = append(m.sets, compiledSet{path: path, prog: prog})
@@ -94,7 +94,7 @@ func CompileMap(cfg MapConfig, field string, pos func(key string) config.Pos) (*
 	if cfg.Key != nil {
 		prog, err := expr.Compile(cfg.Key.Src)
 		if err != nil {
-			errs.Add(exprError(cfg.Key, field+".key", err))
+			errs.Add(cfg.Key.ErrorAt(field+".key", err))
 		}
 		m.key = prog
 	}

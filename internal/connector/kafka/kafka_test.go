@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/weir-dev/weir/internal/connector/file"
 	"github.com/weir-dev/weir/internal/connector/kafka"
 	"github.com/weir-dev/weir/internal/dag"
+	"github.com/weir-dev/weir/internal/event"
 	"github.com/weir-dev/weir/internal/processor"
 	"github.com/weir-dev/weir/internal/runtime"
 	"github.com/weir-dev/weir/internal/state"
@@ -289,3 +291,62 @@ func publishedLines(t *testing.T, dir string) []string {
 }
 
 func countLines(t *testing.T, dir string) int { return len(publishedLines(t, dir)) }
+
+// TestOutputKeyAndPartitionExpressions: the key and partition of each
+// record come from expressions over the event.
+func TestOutputKeyAndPartitionExpressions(t *testing.T) {
+	brokers := cluster(t, "out")
+	cfg := kafka.DefaultOutputConfig()
+	cfg.Brokers, cfg.Topic = brokers, "out"
+	cfg.Key = &config.Expr{Src: `concat("user-", user)`}
+	cfg.Partition = &config.Expr{Src: "user % 4"}
+	sp, errs := kafka.CompileOutput(cfg, "outputs.out")
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	o, err := sp.New(runtime.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []event.Event
+	for i := range 40 {
+		evs = append(evs, event.Event{Value: fmt.Appendf(nil, `{"user":%d}`, i)})
+	}
+	ctx := context.Background()
+	if err := o.Write(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("out"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	n := 0
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for n < 40 && pctx.Err() == nil {
+		cl.PollFetches(pctx).EachRecord(func(r *kgo.Record) {
+			var v struct{ User int32 }
+			if err := json.Unmarshal(r.Value, &v); err != nil {
+				t.Fatal(err)
+			}
+			if string(r.Key) != fmt.Sprintf("user-%d", v.User) || r.Partition != v.User%4 {
+				t.Fatalf("record %s: key %q partition %d", r.Value, r.Key, r.Partition)
+			}
+			n++
+		})
+	}
+	if n != 40 {
+		t.Fatalf("read %d records, want 40", n)
+	}
+	// A partition that is not a number fails the batch before producing.
+	bad := []event.Event{{Value: []byte(`{"user":"x"}`)}}
+	o2, _ := sp.New(runtime.Env{})
+	defer o2.Close(ctx)
+	if err := o2.Write(ctx, bad); err == nil {
+		t.Fatal("Write of an event without a partition number succeeded")
+	}
+}

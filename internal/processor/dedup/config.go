@@ -123,7 +123,7 @@ func bucketWidth(shortest, longest int64) int64 {
 func compileID(x *config.Expr, field, what string, errs *config.Errors) *expr.Program {
 	prog, err := expr.Compile(x.Src)
 	if err != nil {
-		errs.Add(exprError(x, field, err))
+		errs.Add(x.ErrorAt(field, err))
 		return nil
 	}
 	switch t := prog.Type(); t {
@@ -133,17 +133,4 @@ func compileID(x *config.Expr, field, what string, errs *config.Errors) *expr.Pr
 		return nil
 	}
 	return prog
-}
-
-// exprError places an expression error at its position inside the YAML
-// scalar.
-func exprError(x *config.Expr, field string, err error) *config.Error {
-	ce := &config.Error{Pos: x.Pos, Field: field, Msg: err.Error(), Expected: "a valid expression"}
-	var ee *expr.Error
-	if errors.As(err, &ee) {
-		ce.Pos = x.PosAt(ee.Pos)
-		ce.Msg = ee.Msg
-		ce.Hint = ee.Hint
-	}
-	return ce
 }

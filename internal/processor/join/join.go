@@ -24,7 +24,6 @@ import (
 	"bytes"
 	"container/heap"
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -93,12 +92,13 @@ func Compile(cfg Config, field string, pos func(key string) config.Pos) (*Join, 
 	if cfg.KeyField == "" {
 		bad("key_field", "key_field is empty", "an output field name")
 	}
-	prog, err := expr.Compile(cfg.Left.Src)
-	if err != nil {
-		ce := &config.Error{Pos: cfg.Left.Pos, Field: field + ".left", Msg: err.Error(), Expected: "a boolean expression"}
-		if ee, ok := errors.AsType[*expr.Error](err); ok {
-			ce.Pos, ce.Msg, ce.Hint = cfg.Left.PosAt(ee.Pos), ee.Msg, ee.Hint
+	prog, ce := cfg.Left.Compile(field + ".left")
+	if ce == nil {
+		if err := expr.CheckBool(prog); err != nil {
+			ce = cfg.Left.ErrorAt(field+".left", err)
 		}
+	}
+	if ce != nil {
 		errs.Add(ce)
 	}
 	j.left = prog
