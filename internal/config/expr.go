@@ -76,10 +76,10 @@ func newExpr(file string, n *yaml.Node, sv *scalarValue, src *source) Expr {
 
 // Compile compiles the expression. A syntax or type error comes back as a
 // config error at its exact position inside the scalar, naming field.
-func (x *Expr) Compile(field string) (*expr.Program, *Error) {
-	prog, err := expr.Compile(x.Src)
+func (e *Expr) Compile(field string) (*expr.Program, *Error) {
+	prog, err := expr.Compile(e.Src)
 	if err != nil {
-		return nil, x.ErrorAt(field, err)
+		return nil, e.ErrorAt(field, err)
 	}
 	return prog, nil
 }
@@ -87,10 +87,10 @@ func (x *Expr) Compile(field string) (*expr.Program, *Error) {
 // ErrorAt turns an error about the expression (from expr.Compile or a
 // check of its result type) into a config error naming field, at the exact
 // position inside the scalar when the error carries one.
-func (x *Expr) ErrorAt(field string, err error) *Error {
-	ce := &Error{Pos: x.Pos, Field: field, Msg: err.Error(), Expected: "a valid expression"}
+func (e *Expr) ErrorAt(field string, err error) *Error {
+	ce := &Error{Pos: e.Pos, Field: field, Msg: err.Error(), Expected: "a valid expression"}
 	if ee, ok := errors.AsType[*expr.Error](err); ok {
-		ce.Pos, ce.Msg, ce.Hint = x.PosAt(ee.Pos), ee.Msg, ee.Hint
+		ce.Pos, ce.Msg, ce.Hint = e.PosAt(ee.Pos), ee.Msg, ee.Hint
 	}
 	return ce
 }

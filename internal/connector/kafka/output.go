@@ -190,8 +190,11 @@ func (o *Output) Write(ctx context.Context, evs []event.Event) error {
 		}
 		if o.part != nil {
 			v, err := o.part.Eval(&o.rec)
-			if err != nil || v.Kind != jsondoc.Int || v.I < 0 || v.I > 1<<31-1 {
-				return fmt.Errorf("kafka: partition of the event at offset %d is not a partition number (%s, %v)", ev.Offset, v.Kind, err)
+			if err != nil {
+				return fmt.Errorf("kafka: partition of the event at offset %d: %w", ev.Offset, err)
+			}
+			if v.Kind != jsondoc.Int || v.I < 0 || v.I > 1<<31-1 {
+				return fmt.Errorf("kafka: partition of the event at offset %d is %s, not a partition number", ev.Offset, v.Kind)
 			}
 			r.Partition = int32(v.I)
 		}
