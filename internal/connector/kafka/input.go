@@ -41,7 +41,8 @@ type InputConfig struct {
 	Brokers        []string        `yaml:"brokers" required:"true" doc:"seed brokers, host:port"`
 	Topics         []string        `yaml:"topics" required:"true" doc:"topics to consume"`
 	Group          string          `yaml:"group" required:"true" doc:"consumer group; every instance (and every weir process with the same group) shares the partitions"`
-	Start          string          `yaml:"start" enum:"earliest|latest" default:"earliest" doc:"where a partition without a committed offset starts"`
+	Start          string          `yaml:"start" enum:"earliest|latest|time" default:"earliest" doc:"where a partition without a committed offset starts: earliest, latest, or time (the first record at or after start_time)"`
+	StartTime      string          `yaml:"start_time" default:"" doc:"with start: time, an RFC 3339 time"`
 	FetchMaxBytes  config.ByteSize `yaml:"fetch_max_bytes" default:"16MiB" doc:"upper bound on the bytes one fetch buffers, which bounds the input's memory"`
 	MaxPollRecords int             `yaml:"max_poll_records" default:"4096" doc:"records taken per poll"`
 	CommitInterval time.Duration   `yaml:"commit_interval" default:"1s" doc:"how often acknowledged offsets are committed to the group (and at a rebalance and a clean stop)"`
@@ -64,6 +65,13 @@ func (c InputConfig) Validate() error {
 	}
 	if c.Group == "" {
 		errs = append(errs, &config.FieldError{Field: "group", Msg: "no consumer group", Expected: "a group name", Hint: "give each version of a pipeline its own group"})
+	}
+	if c.Start == "time" {
+		if _, err := time.Parse(time.RFC3339, c.StartTime); err != nil {
+			errs = append(errs, &config.FieldError{Field: "start_time", Msg: fmt.Sprintf("start_time %q is not an RFC 3339 time", c.StartTime), Expected: "a time such as 2024-05-01T00:00:00Z", Hint: "start: time reads from the first record at or after start_time"})
+		}
+	} else if c.StartTime != "" {
+		errs = append(errs, &config.FieldError{Field: "start_time", Msg: "start_time is set but start is " + c.Start, Expected: "start: time"})
 	}
 	if c.FetchMaxBytes < 64*config.KiB {
 		errs = append(errs, &config.FieldError{Field: "fetch_max_bytes", Msg: "fetch_max_bytes is " + c.FetchMaxBytes.String(), Expected: "at least 64KiB"})
@@ -128,8 +136,12 @@ func NewInput(cfg InputConfig, env runtime.Env) (*Input, error) {
 func (in *Input) connect() error {
 	cfg := in.cfg
 	reset := kgo.NewOffset().AtStart()
-	if cfg.Start == "latest" {
+	switch cfg.Start {
+	case "latest":
 		reset = kgo.NewOffset().AtEnd()
+	case "time":
+		t, _ := time.Parse(time.RFC3339, cfg.StartTime)
+		reset = kgo.NewOffset().AfterMilli(t.UnixMilli())
 	}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Brokers...),

@@ -350,3 +350,37 @@ func TestOutputKeyAndPartitionExpressions(t *testing.T) {
 		t.Fatal("Write of an event without a partition number succeeded")
 	}
 }
+
+// TestStartAtTime: a new group with start: time begins at the first record
+// at or after start_time.
+func TestStartAtTime(t *testing.T) {
+	brokers := cluster(t, "in", "out")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("in"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	var recs []*kgo.Record
+	for i := range 20 {
+		recs = append(recs, &kgo.Record{Value: fmt.Appendf(nil, `{"id":%d,"even":true}`, i), Timestamp: base.Add(time.Duration(i) * time.Minute)})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	in := kafka.DefaultInputConfig()
+	in.Brokers, in.Topics, in.Group = brokers, []string{"in"}, "from-time"
+	in.Start, in.StartTime = "time", base.Add(15*time.Minute).Format(time.RFC3339)
+	out := kafka.DefaultOutputConfig()
+	out.Brokers, out.Topic = brokers, "out"
+	run(t, factory{in: in, out: out}, brokers, 5)
+	got := consumeAll(t, brokers, "out", 5)
+	if len(got) != 5 || got[0] != `{"id":15,"even":true}` {
+		t.Fatalf("got %v, want ids 15..19", got)
+	}
+	bad := in
+	bad.StartTime = "yesterday"
+	if bad.Validate() == nil {
+		t.Fatal("a bad start_time passed Validate")
+	}
+}
