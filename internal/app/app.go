@@ -158,6 +158,9 @@ func (a stateStore) Reader(node string) runtime.StateReader { return a.s.Reader(
 func (a stateStore) Begin() runtime.StateTxn                { return stateTxn{a.s.Begin()} }
 func (a stateStore) Last() (uint64, bool)                   { return a.s.Last() }
 
+// List gives the control plane the persisted checkpoint history.
+func (a stateStore) List() ([]state.Checkpoint, error) { return a.s.List() }
+
 type stateTxn struct{ *state.Txn }
 
 func (t stateTxn) Writer(node string) runtime.StateWriter { return t.Txn.Writer(node) }

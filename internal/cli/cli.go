@@ -1,6 +1,8 @@
-// Package cli implements the weir command line: run, validate, graph and
-// version. Main returns the process exit code: 0 on success, 1 for a runtime
-// failure, 2 for a bad config or bad usage.
+// Package cli implements the weir command line: run, validate, graph,
+// version, the log and checkpoint inspectors, and tail and top, which
+// watch a running pipeline through its control plane. Main returns the
+// process exit code: 0 on success, 1 for a runtime failure, 2 for a bad
+// config or bad usage.
 package cli
 
 import (
@@ -13,12 +15,14 @@ import (
 	"os"
 	rt "runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/weir-dev/weir/internal/app"
 	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/control"
+	"github.com/weir-dev/weir/internal/logging"
 	"github.com/weir-dev/weir/internal/runtime"
 )
 
@@ -44,6 +48,12 @@ Usage:
                         inspect or print a log directory (weir log help)
   weir checkpoint list|inspect DIR
                         the checkpoints in a state.dir (weir checkpoint help)
+  weir tail ADDR NODE [--filter EXPR] [--limit N] [--rate N]
+                        sampled events a node of a running pipeline emits, as NDJSON
+  weir top ADDR [--interval 1s] [--once]
+                        the nodes of a running pipeline: rates, load, queues
+  weir kafka topics|describe|tail --brokers HOST:PORT [TOPIC]
+                        topics, partitions and records of a Kafka cluster (weir kafka help)
   weir version          print the version
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
@@ -67,6 +77,12 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return cmdLog(ctx, args[1:], stdout, stderr)
 	case "checkpoint":
 		return cmdCheckpoint(args[1:], stdout, stderr)
+	case "tail":
+		return cmdTail(ctx, args[1:], stdout, stderr)
+	case "top":
+		return cmdTop(ctx, args[1:], stdout, stderr)
+	case "kafka":
+		return cmdKafka(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "weir", versionString())
 		return ExitOK
@@ -170,14 +186,25 @@ func cmdGraph(args []string, stdout, stderr io.Writer) int {
 	return ExitOK
 }
 
+// newLogger builds weir's logger: text or JSON, and repeated warnings and
+// errors rate-limited (5 of a kind per 10 s, then one summary), so that an
+// incident cannot fill a disk with logs.
 func newLogger(cfg config.Logging, w io.Writer) *slog.Logger {
 	level := slog.LevelInfo
 	_ = level.UnmarshalText([]byte(cfg.Level))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(logging.NewLimiter(h, 10*time.Second, 5))
+}
+
+// flushLogs writes the summaries of what the logger held back.
+func flushLogs(logger *slog.Logger) {
+	if l, ok := logger.Handler().(*logging.Limiter); ok {
+		l.Flush(context.Background())
+	}
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -191,6 +218,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitConfig
 	}
 	logger := newLogger(l.Config.Logging, stderr)
+	defer flushLogs(logger)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(l.Config.Runtime.GCPercent)
 	}
@@ -209,6 +237,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			logger.Error("closing the state store", slog.Any("err", err))
 		}
 	}()
+	var ckpts *control.Checkpoints
+	if store != nil && l.Config.Control.Address != "" {
+		ckpts = control.WatchCheckpoints(store) // for the API
+		store = ckpts
+	}
 	opts.Store = store
 	p, err := runtime.New(l.Graph, l.Factory(), opts)
 	if err != nil {
@@ -217,7 +250,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var srv *control.Server
 	if addr := l.Config.Control.Address; addr != "" {
-		srv, err = control.Start(addr, reg, logger)
+		srv, err = control.Start(addr, control.Options{Gatherer: reg, Logger: logger, Pipeline: p, Checkpoints: ckpts})
 		if err != nil {
 			logger.Error("cannot start control plane", slog.Any("err", err))
 			return ExitFailure

@@ -40,7 +40,7 @@ func get(t *testing.T, c *http.Client, url string) (int, string, string) {
 // the test.
 func start(t *testing.T, g prometheus.Gatherer) *control.Server {
 	t.Helper()
-	s, err := control.Start("127.0.0.1:0", g, discardLogger)
+	s, err := control.Start("127.0.0.1:0", control.Options{Gatherer: g, Logger: discardLogger})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -94,7 +94,7 @@ func TestEndpoints(t *testing.T) {
 	reg.MustRegister(c)
 	c.Add(42)
 
-	s, err := control.Start("127.0.0.1:0", reg, discardLogger)
+	s, err := control.Start("127.0.0.1:0", control.Options{Gatherer: reg, Logger: discardLogger})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -186,7 +186,7 @@ func TestEndpoints(t *testing.T) {
 
 func TestStartOnBusyAddress(t *testing.T) {
 	s := start(t, prometheus.NewRegistry())
-	s2, err := control.Start(s.Addr(), prometheus.NewRegistry(), discardLogger)
+	s2, err := control.Start(s.Addr(), control.Options{Gatherer: prometheus.NewRegistry(), Logger: discardLogger})
 	if err == nil {
 		_ = s2.Close(context.Background())
 		t.Fatalf("second Start on %s succeeded", s.Addr())
@@ -199,7 +199,7 @@ func TestStartOnBusyAddress(t *testing.T) {
 }
 
 func TestStartOnBadAddress(t *testing.T) {
-	if s, err := control.Start("127.0.0.1:notaport", prometheus.NewRegistry(), discardLogger); err == nil {
+	if s, err := control.Start("127.0.0.1:notaport", control.Options{Gatherer: prometheus.NewRegistry(), Logger: discardLogger}); err == nil {
 		_ = s.Close(context.Background())
 		t.Fatal("Start on a bad address succeeded")
 	}

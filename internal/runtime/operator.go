@@ -139,6 +139,7 @@ func (inst *instance) flushOut(ctx context.Context) error {
 		n := uint64(len(b.Events))
 		inst.nodes[0].Out.Add(n)
 		b.Born = time.Now().UnixNano()
+		inst.nodes[0].tap.publish(b.Events)
 		if err := inst.emit(ctx, b); err != nil {
 			return err
 		}

@@ -88,6 +88,8 @@ type Pipeline struct {
 	ckpt        *coordinator
 	outputsLeft atomic.Int32
 	finalDone   chan struct{}
+
+	running atomic.Bool // between the start of the stages and their end
 }
 
 // New instantiates every node of g (Parallelism instances each) through f
@@ -362,6 +364,10 @@ func (p *Pipeline) Node(name string) *NodeStats {
 // Stages returns the live counters of every stage.
 func (p *Pipeline) Stages() []*StageStats { return p.stages }
 
+// Running reports whether the stages run: from the start of the inputs
+// (after any restore from a checkpoint) until Run has drained them.
+func (p *Pipeline) Running() bool { return p.running.Load() }
+
 // Run runs the pipeline until every input is exhausted and everything has
 // drained (it returns nil), until a node fails (it returns that error), or
 // until ctx is cancelled. Cancelling ctx is a graceful stop: inputs stop
@@ -369,6 +375,7 @@ func (p *Pipeline) Stages() []*StageStats { return p.stages }
 // their progress, and Run returns nil — unless the drain takes longer than
 // ShutdownTimeout, when Run gives up and returns ErrShutdownTimeout.
 func (p *Pipeline) Run(ctx context.Context) error {
+	defer p.closeTaps()
 	runCtx, cancelRun := context.WithCancelCause(context.Background())
 	defer cancelRun(nil)
 	inputCtx, cancelInputs := context.WithCancel(runCtx)
@@ -426,6 +433,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			p.ckpt.run(ckptCtx, fail)
 		})
 	}
+	p.running.Store(true)
 	for _, inst := range p.insts {
 		wg.Go(func() {
 			if err := inst.run(runCtx, inputCtx); err != nil {
@@ -434,6 +442,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	p.running.Store(false)
 	close(stopped)
 
 	// Every emitted event is now acknowledged (or the pipeline failed):

@@ -54,6 +54,10 @@ type instance struct {
 	wmOut *wmOut
 	iwm   *inputWM
 	opst  *opState
+
+	// ctap is set once inner nodes of this fused chain have been tapped
+	// (tap.go).
+	ctap *chainTap
 }
 
 func (inst *instance) addTargets(qs ...*Queue) {
@@ -175,6 +179,7 @@ func (o *outlet) Emit(_ context.Context, b *event.Batch) error {
 	st.In.Add(n)
 	st.Out.Add(n)
 	o.inst.stats.Batches.Add(1)
+	st.tap.publish(b.Events)
 	if err := o.inst.emit(o.ctx, b); err != nil {
 		return err
 	}
@@ -326,6 +331,7 @@ func (inst *instance) runChain(ctx context.Context) error {
 			continue
 		}
 		t0 := time.Now()
+		inst.chainTaps(t0)
 		for _, a := range inst.aware {
 			a.BeginBatch(t0.UnixNano())
 		}
@@ -351,6 +357,7 @@ func (inst *instance) runChain(ctx context.Context) error {
 		inst.stats.Busy.Add(int64(busy))
 		inst.stats.Batches.Add(1)
 		inst.batchSeconds.Observe(busy.Seconds())
+		inst.nodes[len(inst.nodes)-1].tap.publish(b.Events)
 		if err := inst.emit(ctx, b); err != nil {
 			return err
 		}
@@ -451,6 +458,9 @@ func (inst *instance) runOutput(ctx context.Context) (err error) {
 			return err
 		}
 		now := time.Now().UnixNano()
+		if len(pending) > 0 {
+			st.FlushedAt.Store(now)
+		}
 		for _, b := range pending {
 			st.Out.Add(uint64(len(b.Events)))
 			latency.Observe(float64(now-b.Born) / 1e9)
@@ -513,6 +523,7 @@ func (inst *instance) runOutput(ctx context.Context) (err error) {
 			}
 			continue
 		}
+		st.tap.publish(b.Events)
 		pending = append(pending, b)
 		nPending += len(b.Events)
 		if nPending >= maxPending {
@@ -528,6 +539,7 @@ func (inst *instance) runOutput(ctx context.Context) (err error) {
 func (inst *instance) outputFailed(ctx context.Context, batches []*event.Batch, cause error) error {
 	h := inst.handlers[0]
 	cause = fmt.Errorf("write: %w", cause)
+	inst.nodes[0].failed(cause)
 	var err error
 	for _, b := range batches {
 		for i := range b.Events {

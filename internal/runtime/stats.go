@@ -22,6 +22,43 @@ type NodeStats struct {
 	Errors      atomic.Uint64 // events whose processing failed
 	Dropped     atomic.Uint64 // failed events dropped by the error policy
 	DeadLetters atomic.Uint64 // failed events sent to the dead-letter output
+
+	// Outputs: when a Write or Flush last failed, and when a Flush last
+	// wrote events (Unix nanoseconds; 0: never). The control plane's health
+	// reads them; LastError has the failure.
+	FailedAt  atomic.Int64
+	FlushedAt atomic.Int64
+	lastErr   atomic.Pointer[string]
+
+	tap tap // live subscribers (tap.go)
+}
+
+// LastError is the error of the node's last failed write or flush.
+func (n *NodeStats) LastError() string {
+	if s := n.lastErr.Load(); s != nil {
+		return *s
+	}
+	return ""
+}
+
+// failed records a failed write or flush.
+func (n *NodeStats) failed(err error) {
+	msg := err.Error()
+	n.lastErr.Store(&msg)
+	n.FailedAt.Store(time.Now().UnixNano())
+}
+
+// Lag sums what the instances of input node have read from their source
+// but not yet had acknowledged, for inputs that can tell (a Lag method,
+// such as the log and http inputs'); ok is false for the others.
+func (p *Pipeline) Lag(node string) (lag int64, ok bool) {
+	for _, inst := range p.insts {
+		if l, has := inst.input.(interface{ Lag() int64 }); has && inst.stage.Head().Name == node {
+			lag += l.Lag()
+			ok = true
+		}
+	}
+	return lag, ok
 }
 
 // StageStats are the live counters of one stage, summed over its instances.

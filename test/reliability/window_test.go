@@ -128,16 +128,24 @@ outputs:
 		cmd := exec.Command(weirBin, "run", cfg)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
-		point := ""
+		point, killAfter := "", time.Duration(0)
 		switch {
 		case len(plan) > 0:
 			point, plan = plan[0], plan[1:]
 			cmd.Env = append(os.Environ(), fmt.Sprintf("WEIR_CRASH_AT=%s:%d", point, 1+rng.IntN(3)))
 		case randomKills < 6:
 			randomKills++
-			time.AfterFunc(time.Duration(30+rng.IntN(300))*time.Millisecond, func() { _ = cmd.Process.Kill() })
+			killAfter = time.Duration(30+rng.IntN(300)) * time.Millisecond
 		}
-		err := cmd.Run()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if killAfter > 0 {
+			proc := cmd.Process
+			timer := time.AfterFunc(killAfter, func() { _ = proc.Kill() })
+			defer timer.Stop()
+		}
+		err := cmd.Wait()
 		switch {
 		case err == nil:
 			finished = true
