@@ -8,14 +8,14 @@ TESTFLAGS ?= -race -timeout 20m
 GOLANGCI_VERSION := v2.6.2
 LINT := bin/golangci-lint-$(GOLANGCI_VERSION)
 
-.PHONY: all build test vet lint unit bench bench-peers fuzz reliability clean
+.PHONY: all build test vet lint unit nexmark-check bench bench-peers bench-nexmark fuzz reliability clean
 
 all: build
 
 build:
 	$(GO) build -o bin/weir ./cmd/weir
 
-test: vet lint unit
+test: vet lint unit nexmark-check
 
 vet:
 	$(GO) vet $(PKGS)
@@ -32,11 +32,22 @@ lint: $(LINT)
 unit:
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
+# The Nexmark queries (bench/nexmark/*.yaml) on a million events each,
+# checked against brute-force references; without -race (under it they
+# skip, so unit does not run them).
+nexmark-check:
+	$(GO) test -count 1 ./bench/nexmark/
+
 # Go benchmarks: runtime overhead (ns/event, allocs/event) and the
 # end-to-end JSON pipeline (events/s, events/s per CPU second).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/runtime/ ./internal/jsondoc/ ./internal/expr/
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./bench/
+
+# The Nexmark queries with checkpoints on: events/s and events/s per core
+# (NEXMARK_EVENTS events per query, default 10000000; not part of make test).
+bench-nexmark:
+	bash bench/nexmark/run.sh
 
 # Side by side with Benthos v4.38.0 on the same input (not part of make test).
 bench-peers:

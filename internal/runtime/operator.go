@@ -159,12 +159,23 @@ func (inst *instance) runOperator(ctx context.Context) error {
 	// st.mu is held from a call into the operator until what it emitted
 	// is handed downstream, so a checkpoint never sees state without the
 	// results derived from it counted in flight.
+	//
+	// The watermark passed downstream moves only after Advance: results
+	// fired by a new watermark go out ahead of it, in time for the windows
+	// of a later operator that they belong to.
 	tick := func(now time.Time) error {
 		lastTick = now
 		st.mu.Lock()
 		defer st.mu.Unlock()
-		if err := st.op.Advance(ctx, inst.wmOut.cur, now.UnixNano(), &st.col); err != nil {
+		wm := inst.wmOut.cur
+		if inst.wmIn != nil {
+			wm = inst.wmIn.cur
+		}
+		if err := st.op.Advance(ctx, wm, now.UnixNano(), &st.col); err != nil {
 			return fmt.Errorf("%s %q: %w", dag.Processor, inst.stage.Head().Name, err)
+		}
+		if inst.wmIn != nil {
+			inst.wmOut.cur, inst.wmOut.idle = inst.wmIn.cur, inst.wmIn.allIdle
 		}
 		return inst.flushOut(ctx)
 	}
@@ -194,9 +205,6 @@ func (inst *instance) runOperator(ctx context.Context) error {
 		}
 		t0 := time.Now()
 		changed := inst.wmIn != nil && inst.wmIn.observe(b)
-		if changed {
-			inst.wmOut.cur, inst.wmOut.idle = inst.wmIn.cur, inst.wmIn.allIdle
-		}
 		if n := len(b.Events); n > 0 {
 			inst.nodes[0].In.Add(uint64(n))
 			inst.stats.Batches.Add(1)

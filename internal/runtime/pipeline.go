@@ -165,7 +165,7 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 			tail := s.Tail()
 			// The chain evaluates a key-hash key itself when it is the only
 			// way out: the document is parsed and hot.
-			chainKeys := tail.Kind == dag.Processor && len(tail.Out) == 1 && tail.Out[0].Kind == dag.KeyHash
+			chainKeys := tail.Kind == dag.Processor && !isOp(s) && len(tail.Out) == 1 && tail.Out[0].Kind == dag.KeyHash
 			for _, e := range tail.Out {
 				r := &router{kind: e.Kind, queues: queues[e.To.Stage], self: i, rr: i, bp: &inst.stats.Backpressure}
 				if e.Kind == dag.Forward {

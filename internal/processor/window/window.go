@@ -297,6 +297,9 @@ func (o *Op) Advance(_ context.Context, watermark, now int64, out *runtime.Colle
 	}
 	if o.w.processing {
 		o.clock = now
+		if watermark == event.EndOfTime {
+			o.clock = watermark // every input ended: close every window
+		}
 	} else {
 		o.clock = o.wm
 	}

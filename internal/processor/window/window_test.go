@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -386,5 +387,78 @@ outputs:
 				t.Fatalf("%d windows closed, want 0: partition 1 (last event at 50 ms) must hold the watermark at 49 ms", n)
 			}
 		})
+	}
+}
+
+// TestWindowOfWindows: the results of a window reach a second window
+// before the watermark that closed them (so none is late), and key_by on
+// the second window regroups them: per-key counts per 100 ms, then one
+// total per 100 ms.
+func TestWindowOfWindows(t *testing.T) {
+	var s script
+	n := 0
+	for i := range int64(300) {
+		s = append(s, []rec{{part: 0, key: fmt.Sprintf("k%d", i%3), t: i * 3, v: 1}})
+		n++
+	}
+	first := window.DefaultConfig()
+	first.Window, first.Size, first.KeyField = "tumbling", ms(100), "k"
+	first.Aggregates = aggs("n", "count()")
+	second := window.DefaultConfig()
+	second.Window, second.Size, second.KeyField = "tumbling", ms(100), "k"
+	second.Aggregates = aggs("total", "sum(n)", "keys", "count()")
+	w1, w2 := compile(t, first), compile(t, second)
+	r := &testkit.OperatorRun{Input: &testkit.ScriptInput{S: toKit(s)}, OpType: "window",
+		Operator: func(env runtime.Env) (runtime.Operator, error) {
+			if env.Node == "per_key" {
+				return w1.New(env, true)
+			}
+			return w2.New(env, true)
+		}}
+	err := r.RunFor(`
+name: t
+control: {address: ""}
+inputs:
+  in: {type: script}
+processors:
+  per_key: {type: window, from: in, key_by: k, parallelism: 2}
+  all: {type: window, from: per_key, key_by: '"all"'}
+outputs:
+  out: {type: capture, from: all}
+`, runtime.Options{BatchSize: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, v := range r.Results() {
+		var x struct {
+			K     string
+			Total int
+			Keys  int
+		}
+		if err := json.Unmarshal([]byte(v), &x); err != nil {
+			t.Fatal(err)
+		}
+		if x.K != "all" || x.Keys != 3 {
+			t.Fatalf("result %s: want key all over 3 per-key results", v)
+		}
+		total += x.Total
+	}
+	if got := len(r.Results()); got != 9 || total != n {
+		t.Fatalf("%d results totalling %d, want 9 totalling %d: %v", got, total, n, r.Results())
+	}
+}
+
+// TestProcessingTimeWindowsCloseAtEnd: when every input has ended,
+// processing-time windows still open emit their results.
+func TestProcessingTimeWindowsCloseAtEnd(t *testing.T) {
+	s := script{{{part: 0, key: "a", t: 1, v: 1}, {part: 0, key: "a", t: 2, v: 1}, {part: 0, key: "b", t: 3, v: 1}}}
+	cfg := window.DefaultConfig()
+	cfg.Window, cfg.Size, cfg.Time, cfg.KeyField = "tumbling", 10*time.Second, "processing", "k"
+	cfg.Aggregates = aggs("n", "count()")
+	got := run(t, s, compile(t, cfg), 0)
+	slices.Sort(got)
+	if len(got) != 2 || !strings.Contains(got[0], `"k":"a"`) || !strings.Contains(got[0], `"n":2`) || !strings.Contains(got[1], `"n":1`) {
+		t.Fatalf("results %v, want a:2 and b:1", got)
 	}
 }
