@@ -462,3 +462,45 @@ func TestProcessingTimeWindowsCloseAtEnd(t *testing.T) {
 		t.Fatalf("results %v, want a:2 and b:1", got)
 	}
 }
+
+// TestLateEventsDeadLettered: with on_error: dead_letter, an event whose
+// windows have all closed goes to the dead-letter output with the error.
+func TestLateEventsDeadLettered(t *testing.T) {
+	s := script{
+		{{part: 0, key: "a", t: 10, v: 1}, {part: 0, key: "a", t: 500, v: 1}},
+		{{part: 0, key: "a", t: 20, v: 7}}, // its window [0,100) closed at 499
+	}
+	cfg := window.DefaultConfig()
+	cfg.Window, cfg.Size, cfg.KeyField = "tumbling", ms(100), "k"
+	cfg.Aggregates = aggs("n", "count()")
+	w := compile(t, cfg)
+	r := newRun(&testkit.ScriptInput{S: toKit(s)}, w)
+	err := r.RunFor(`
+name: t
+control: {address: ""}
+inputs:
+  in: {type: script}
+processors:
+  w: {type: window, from: in, key_by: k, on_error: dead_letter, dead_letter: late}
+outputs:
+  out: {type: capture, from: w}
+  late: {type: capture}
+`, runtime.Options{BatchSize: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var late, results int
+	for _, v := range r.Results() {
+		switch {
+		case strings.Contains(v, "late event") && strings.Contains(v, `"v":7`):
+			late++
+		case strings.Contains(v, `"window_start"`):
+			results++
+		default:
+			t.Fatalf("unexpected output %s", v)
+		}
+	}
+	if late != 1 || results != 2 {
+		t.Fatalf("%d dead letters and %d results, want 1 and 2: %v", late, results, r.Results())
+	}
+}
