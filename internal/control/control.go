@@ -1,8 +1,9 @@
 // Package control is weir's control plane: one HTTP server per process that
-// serves /metrics (Prometheus), /healthz, /readyz, /debug/pprof and, for a
-// running pipeline, the JSON API under /api/v1 (topology, stats, time
-// series, checkpoints, live tail) that `weir top`, `weir tail` and the web
-// UI use. docs/api.md describes every endpoint.
+// serves /metrics (Prometheus), /healthz, /readyz, /debug/pprof, the web UI
+// at /ui/ (package ui) and, for a running pipeline, the JSON API under
+// /api/v1 (topology, stats, time series, checkpoints, live tail) that
+// `weir top`, `weir tail` and the web UI use. docs/api.md describes every
+// endpoint.
 //
 // Server owns its listener and its goroutines: Start binds (so a busy port
 // is a clear startup error) and starts serving and, with a pipeline, the
@@ -27,6 +28,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/weir-dev/weir/internal/control/ui"
 	"github.com/weir-dev/weir/internal/runtime"
 )
 
@@ -125,6 +127,8 @@ func Start(addr string, opts Options) (*Server, error) {
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.Handle("GET /ui/", http.StripPrefix("/ui", ui.Handler()))
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !s.Ready() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false})
