@@ -26,7 +26,7 @@ import (
 
 // cluster starts an in-process Kafka-protocol broker (franz-go's kfake)
 // with the given topics of 4 partitions each.
-func cluster(t *testing.T, topics ...string) []string {
+func cluster(t testing.TB, topics ...string) []string {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, topics...))
 	if err != nil {
