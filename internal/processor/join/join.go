@@ -34,6 +34,7 @@ import (
 	"github.com/weir-dev/weir/internal/event"
 	"github.com/weir-dev/weir/internal/expr"
 	"github.com/weir-dev/weir/internal/jsondoc"
+	"github.com/weir-dev/weir/internal/processor/opstate"
 	"github.com/weir-dev/weir/internal/runtime"
 )
 
@@ -152,6 +153,7 @@ type Op struct {
 	env   runtime.Env
 	keyed bool
 	hold  bool
+	rng   opstate.Range // this instance's part of the checkpointed state
 
 	state    map[bucket]*sides
 	expiries expiries
@@ -172,7 +174,7 @@ var (
 // New returns instance env.Instance of the join; keyed says whether events
 // arrive keyed (the node has key_by).
 func (j *Join) New(env runtime.Env, keyed bool) (*Op, error) {
-	o := &Op{j: j, env: env, keyed: keyed, hold: !env.Checkpointing && j.mode != regular,
+	o := &Op{j: j, env: env, keyed: keyed, rng: opstate.New(env, keyed), hold: !env.Checkpointing && j.mode != regular,
 		state: map[bucket]*sides{}, wm: event.NoWatermark, restored: event.NoWatermark}
 	labels := prometheus.Labels{"node": env.Node, "instance": strconv.Itoa(env.Instance)}
 	o.late = prometheus.NewCounter(prometheus.CounterOpts{Name: "weir_join_late_events_total", Help: "Events that arrived after the watermark had passed them.", ConstLabels: labels})
@@ -235,14 +237,7 @@ func (o *Op) Process(_ context.Context, evs []event.Event, out *runtime.Collecto
 			}
 		}
 		b := bucket{key: key, start: s.start}
-		sd := o.state[b]
-		if sd == nil {
-			sd = &sides{}
-			o.state[b] = sd
-			if j.mode == tumbling {
-				heap.Push(&o.expiries, expiry{at: s.start + j.size - 1, bucket: b})
-			}
-		}
+		sd := o.bucket(b)
 		if j.mode != tumbling {
 			// Pair with what the other side holds now.
 			for _, p := range sd.ev[1-side] {
@@ -260,19 +255,38 @@ func (o *Op) Process(_ context.Context, evs []event.Event, out *runtime.Collecto
 			ev.Ack.Add(1)
 			s.ack = ev.Ack
 		}
-		// The event stays until no partner can come: for a left event
-		// until the watermark passes t+upper, for a right one t−lower.
-		if j.mode == interval {
-			at := s.t + j.upper
-			if side == 1 {
-				at = s.t - j.lower
-			}
-			heap.Push(&o.expiries, expiry{at: at, bucket: b})
-		}
-		sd.ev[side] = append(sd.ev[side], s)
-		o.held.Inc()
+		o.keep(sd, b, side, s)
 	}
 	return nil
+}
+
+// bucket returns the events held for b, creating the bucket (and, for a
+// tumbling join, the expiry of its window).
+func (o *Op) bucket(b bucket) *sides {
+	sd := o.state[b]
+	if sd == nil {
+		sd = &sides{}
+		o.state[b] = sd
+		if o.j.mode == tumbling {
+			heap.Push(&o.expiries, expiry{at: b.start + o.j.size - 1, bucket: b})
+		}
+	}
+	return sd
+}
+
+// keep holds s on side of bucket b. In an interval join it stays until no
+// partner can come: a left event until the watermark passes t+upper, a
+// right one t−lower.
+func (o *Op) keep(sd *sides, b bucket, side int, s stored) {
+	if o.j.mode == interval {
+		at := s.t + o.j.upper
+		if side == 1 {
+			at = s.t - o.j.lower
+		}
+		heap.Push(&o.expiries, expiry{at: at, bucket: b})
+	}
+	sd.ev[side] = append(sd.ev[side], s)
+	o.held.Inc()
 }
 
 // emit sends one pair.
@@ -335,8 +349,8 @@ func (o *Op) Advance(_ context.Context, watermark, _ int64, out *runtime.Collect
 			continue
 		}
 		// interval: drop the events whose partners can no longer come.
-		sd.ev[0] = o.keep(sd.ev[0], func(s *stored) bool { return s.t+o.j.upper > o.wm })
-		sd.ev[1] = o.keep(sd.ev[1], func(s *stored) bool { return s.t-o.j.lower > o.wm })
+		sd.ev[0] = o.expire(sd.ev[0], func(s *stored) bool { return s.t+o.j.upper > o.wm })
+		sd.ev[1] = o.expire(sd.ev[1], func(s *stored) bool { return s.t-o.j.lower > o.wm })
 		if len(sd.ev[0]) == 0 && len(sd.ev[1]) == 0 {
 			delete(o.state, x.bucket)
 		}
@@ -344,7 +358,9 @@ func (o *Op) Advance(_ context.Context, watermark, _ int64, out *runtime.Collect
 	return nil
 }
 
-func (o *Op) keep(ss []stored, alive func(*stored) bool) []stored {
+// expire drops the events that are no longer alive, giving back their
+// acknowledgements.
+func (o *Op) expire(ss []stored, alive func(*stored) bool) []stored {
 	w := 0
 	for i := range ss {
 		if alive(&ss[i]) {

@@ -15,12 +15,12 @@ package keyed
 import (
 	"container/heap"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/weir-dev/weir/internal/event"
+	"github.com/weir-dev/weir/internal/processor/opstate"
 	"github.com/weir-dev/weir/internal/runtime"
 )
 
@@ -136,8 +136,8 @@ func (h *timerHeap) Pop() any {
 // Op is one instance of a keyed operator.
 type Op[S any] struct {
 	f     Func[S]
-	env   runtime.Env
 	keyed bool
+	rng   opstate.Range // this instance's part of the checkpointed state
 	opts  Options
 
 	keys      map[string]*keyState[S]
@@ -154,7 +154,7 @@ var _ runtime.Stateful = (*Op[int])(nil)
 // New returns one instance of an operator running f; keyed says whether
 // events arrive keyed (key_by).
 func New[S any](f Func[S], env runtime.Env, keyed bool, opts Options) *Op[S] {
-	return &Op[S]{f: f, env: env, keyed: keyed, opts: opts, keys: map[string]*keyState[S]{},
+	return &Op[S]{f: f, keyed: keyed, rng: opstate.New(env, keyed), opts: opts, keys: map[string]*keyState[S]{},
 		wm: event.NoWatermark, restoredW: event.NoWatermark}
 }
 
@@ -255,32 +255,26 @@ func (o *Op[S]) fire(h *timerHeap, clock int64, processing bool, out *runtime.Co
 	return nil
 }
 
-// State layout, per node: 2 bytes of instance index, then 'm' → the
-// watermark (8 bytes), or 'k' + key → the key's state as JSON. A restore
-// keeps the keys that hash to the instance.
-
-func instPrefix(i int) []byte { return binary.BigEndian.AppendUint16(nil, uint16(i)) }
+// State layout, per node, in the operators' shared layout (opstate: an
+// instance prefix, its watermark under 'm'): 'k' + key → the key's state
+// and timers as JSON.
 
 // Snapshot implements runtime.Stateful.
 func (o *Op[S]) Snapshot(_ context.Context, w runtime.StateWriter) error {
-	p := instPrefix(o.env.Instance)
-	if err := w.DeleteRange(p, instPrefix(o.env.Instance+1)); err != nil {
+	if err := o.rng.Clear(w); err != nil {
 		return err
 	}
-	if o.env.Instance == 0 {
-		if err := w.DeleteRange(instPrefix(max(o.env.Parallelism, 1)), []byte{0xff, 0xff, 0xff}); err != nil {
-			return err
-		}
-	}
-	if err := w.Set(append(p[:2:2], 'm'), binary.BigEndian.AppendUint64(nil, uint64(o.wm))); err != nil {
+	if err := o.rng.SaveWatermark(w, o.wm); err != nil {
 		return err
 	}
+	var key []byte
 	for k, ks := range o.keys {
 		v, err := json.Marshal(ks)
 		if err != nil {
 			return fmt.Errorf("state of key %q: %w", k, err)
 		}
-		if err := w.Set(append(append(p[:2:2], 'k'), k...), v); err != nil {
+		key = append(o.rng.Key(key[:0], 'k'), k...)
+		if err := w.Set(key, v); err != nil {
 			return err
 		}
 	}
@@ -289,37 +283,21 @@ func (o *Op[S]) Snapshot(_ context.Context, w runtime.StateWriter) error {
 
 // Restore implements runtime.Stateful.
 func (o *Op[S]) Restore(_ context.Context, r runtime.StateReader) error {
-	wm := event.NoWatermark
-	err := r.Scan(nil, nil, func(k, v []byte) error {
-		if len(k) < 3 {
-			return fmt.Errorf("keyed state: short key %x", k)
+	wm, err := opstate.Restore(r, "keyed", func(kind byte, k, v []byte) error {
+		if kind != 'k' {
+			return fmt.Errorf("keyed state: unknown key %q %x", kind, k)
 		}
-		switch k[2] {
-		case 'm':
-			if len(v) != 8 {
-				return fmt.Errorf("keyed state: watermark of %d bytes", len(v))
-			}
-			if m := int64(binary.BigEndian.Uint64(v)); wm == event.NoWatermark || m < wm {
-				wm = m
-			}
-		case 'k':
-			key := string(k[3:])
-			if o.keyed && runtime.KeyHash([]byte(key))%uint64(max(o.env.Parallelism, 1)) != uint64(o.env.Instance) {
-				return nil
-			}
-			if !o.keyed && o.env.Instance != 0 {
-				return nil
-			}
-			ks := &keyState[S]{}
-			if err := json.Unmarshal(v, ks); err != nil {
-				return fmt.Errorf("keyed state: key %q: %w", key, err)
-			}
-			o.keys[key] = ks
-			for _, t := range ks.Timers {
-				o.push(t, key)
-			}
-		default:
-			return fmt.Errorf("keyed state: unknown key %x", k)
+		if !o.rng.Owns(k) {
+			return nil
+		}
+		key := string(k)
+		ks := &keyState[S]{}
+		if err := json.Unmarshal(v, ks); err != nil {
+			return fmt.Errorf("keyed state: key %q: %w", key, err)
+		}
+		o.keys[key] = ks
+		for _, t := range ks.Timers {
+			o.push(t, key)
 		}
 		return nil
 	})

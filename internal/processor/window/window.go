@@ -10,6 +10,7 @@ import (
 
 	"github.com/weir-dev/weir/internal/event"
 	"github.com/weir-dev/weir/internal/jsondoc"
+	"github.com/weir-dev/weir/internal/processor/opstate"
 	"github.com/weir-dev/weir/internal/runtime"
 )
 
@@ -73,7 +74,8 @@ type Op struct {
 	w     *Window
 	env   runtime.Env
 	keyed bool
-	hold  bool // keep acknowledgements open (no checkpoints)
+	rng   opstate.Range // this instance's part of the checkpointed state
+	hold  bool          // keep acknowledgements open (no checkpoints)
 
 	wins      map[winKey]*win
 	sessions  map[string][]int64 // session kind: open session starts per key, sorted
@@ -107,7 +109,7 @@ var (
 // New returns instance env.Instance of the window operator; keyed says
 // whether events arrive keyed (the node has key_by).
 func (w *Window) New(env runtime.Env, keyed bool) (*Op, error) {
-	o := &Op{w: w, env: env, keyed: keyed, hold: !env.Checkpointing,
+	o := &Op{w: w, env: env, keyed: keyed, rng: opstate.New(env, keyed), hold: !env.Checkpointing,
 		wins: map[winKey]*win{}, sessions: map[string][]int64{}, wm: event.NoWatermark, clock: event.NoWatermark, restored: event.NoWatermark, full: true,
 		vals: make([]jsondoc.Value, len(w.aggs)), byVals: make([]jsondoc.Value, len(w.aggs))}
 	labels := prometheus.Labels{"node": env.Node, "instance": strconv.Itoa(env.Instance)}
@@ -275,15 +277,7 @@ func (o *Op) sessionFor(key string, start, end int64) (*win, int64) {
 	} else {
 		heap.Push(&o.timers, timer{at: mEnd - 1, key: key, start: mStart})
 	}
-	// keep sorted
-	i := 0
-	for i < len(keep) && keep[i] < mStart {
-		i++
-	}
-	keep = append(keep, 0)
-	copy(keep[i+1:], keep[i:])
-	keep[i] = mStart
-	o.sessions[key] = keep
+	o.sessions[key] = insertSorted(keep, mStart)
 	return merged, mStart
 }
 
