@@ -14,6 +14,7 @@ import (
 	"github.com/weir-dev/weir/internal/dag"
 	"github.com/weir-dev/weir/internal/runtime"
 	"github.com/weir-dev/weir/internal/state"
+	"github.com/weir-dev/weir/internal/testkit"
 )
 
 // fileFactory builds the file input and output of a test pipeline.
@@ -33,17 +34,6 @@ func (f fileFactory) NewProcessor(n *dag.Node, _ runtime.Env) (runtime.Processor
 func (f fileFactory) NewOutput(_ *dag.Node, env runtime.Env) (runtime.Output, error) {
 	return NewOutput(f.out, env)
 }
-
-// stateStore adapts *state.Store to runtime.StateStore, as the app does.
-type stateStore struct{ s *state.Store }
-
-func (a stateStore) Reader(node string) runtime.StateReader { return a.s.Reader(node) }
-func (a stateStore) Begin() runtime.StateTxn                { return stateTxn{a.s.Begin()} }
-func (a stateStore) Last() (uint64, bool)                   { return a.s.Last() }
-
-type stateTxn struct{ *state.Txn }
-
-func (t stateTxn) Writer(node string) runtime.StateWriter { return t.Txn.Writer(node) }
 
 // TestPipelineFileToFileExactlyOnce runs file → file with a state store on
 // disk and checkpoints every few milliseconds, stops it (a graceful stop,
@@ -104,7 +94,7 @@ outputs:
 			}
 		}()
 		var mark uint64 // the checkpoint to stop after
-		pl, err := runtime.New(g, f, runtime.Options{BatchSize: 128, Linger: time.Millisecond, Store: stateStore{st}, CheckpointInterval: 2 * time.Millisecond})
+		pl, err := runtime.New(g, f, runtime.Options{BatchSize: 128, Linger: time.Millisecond, Store: testkit.StateStore(st), CheckpointInterval: 2 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
