@@ -8,7 +8,7 @@ TESTFLAGS ?= -race -timeout 20m
 GOLANGCI_VERSION := v2.6.2
 LINT := bin/golangci-lint-$(GOLANGCI_VERSION)
 
-.PHONY: all build test vet lint unit nexmark-check bench bench-peers bench-nexmark fuzz reliability clean
+.PHONY: all build test vet lint unit chromium nexmark-check bench bench-peers bench-nexmark fuzz reliability clean
 
 all: build
 
@@ -29,8 +29,18 @@ $(LINT):
 lint: $(LINT)
 	$(LINT) run ./...
 
-unit:
-	$(GO) test $(TESTFLAGS) $(PKGS)
+# The web UI test (test/e2e) drives a real headless Chromium: Debian's
+# chromium package, installed here when missing. With
+# WEIR_REQUIRE_CHROMIUM set, a missing browser fails that test instead of
+# skipping it. Test artifacts (the UI screenshot) go to test-artifacts/.
+unit: chromium
+	mkdir -p test-artifacts
+	WEIR_REQUIRE_CHROMIUM=1 $(GO) test $(TESTFLAGS) -artifacts -outputdir $(CURDIR)/test-artifacts $(PKGS)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; }
 
 # The Nexmark queries (bench/nexmark/*.yaml) on a million events each,
 # checked against brute-force references; without -race (under it they

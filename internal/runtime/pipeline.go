@@ -113,7 +113,8 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 	queues := make(map[*dag.Stage][]*Queue)
 	stageStats := make(map[*dag.Stage]*StageStats)
 	for _, s := range g.Stages {
-		ss := &StageStats{Name: s.Name(), parallelism: s.Parallelism}
+		ss := &StageStats{Name: s.Name(), parallelism: s.Parallelism,
+			Busy: newLiveTime(s.Parallelism), Backpressure: newLiveTime(s.Parallelism)}
 		stageStats[s] = ss
 		p.stages = append(p.stages, ss)
 		if s.Head().Kind == dag.Input {
@@ -147,7 +148,7 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 		}
 		qs := queues[n.DeadLetter.Stage]
 		inst.addTargets(qs...)
-		return &router{kind: dag.RoundRobin, queues: qs, rr: inst.idx, bp: &inst.stats.Backpressure}
+		return &router{kind: dag.RoundRobin, queues: qs, rr: inst.idx, bp: &inst.stats.Backpressure, slot: inst.idx}
 	}
 	handler := func(inst *instance, n *dag.Node) *errHandler {
 		return &errHandler{node: n, stats: nodeStats[n], logger: p.log, dlq: dlqRouter(inst, n), limit: opts.BatchSize}
@@ -167,7 +168,7 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 			// way out: the document is parsed and hot.
 			chainKeys := tail.Kind == dag.Processor && !isOp(s) && len(tail.Out) == 1 && tail.Out[0].Kind == dag.KeyHash
 			for _, e := range tail.Out {
-				r := &router{kind: e.Kind, queues: queues[e.To.Stage], self: i, rr: i, bp: &inst.stats.Backpressure}
+				r := &router{kind: e.Kind, queues: queues[e.To.Stage], self: i, rr: i, bp: &inst.stats.Backpressure, slot: inst.idx}
 				if e.Kind == dag.Forward {
 					inst.addTargets(r.queues[i])
 				} else {

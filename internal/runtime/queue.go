@@ -58,11 +58,12 @@ func (q *Queue) fitsLocked(b *event.Batch) bool {
 	return q.n == 0 || (q.events+len(b.Events) <= q.maxEvents && q.bytes+b.Bytes <= q.maxBytes)
 }
 
-// Push appends b, blocking while the queue is full. It returns how long it
-// was blocked, and ctx.Err() if ctx ended first (b is then not enqueued and
-// still belongs to the caller).
-func (q *Queue) Push(ctx context.Context, b *event.Batch) (time.Duration, error) {
-	var waitStart time.Time
+// Push appends b, blocking while the queue is full; the time blocked is
+// counted in blocked's slot (nil: not counted) while it lasts. It returns
+// ctx.Err() if ctx ended first (b is then not enqueued and still belongs to
+// the caller).
+func (q *Queue) Push(ctx context.Context, b *event.Batch, blocked *LiveTime, slot int) error {
+	var waitStart int64 // 0: not blocked (yet)
 	for {
 		q.mu.Lock()
 		if q.fitsLocked(b) {
@@ -73,19 +74,25 @@ func (q *Queue) Push(ctx context.Context, b *event.Batch) (time.Duration, error)
 			if more {
 				signal(q.notFull) // let another waiting producer try
 			}
-			if waitStart.IsZero() {
-				return 0, nil
+			if waitStart != 0 && blocked != nil {
+				blocked.End(slot, waitStart)
 			}
-			return time.Since(waitStart), nil
+			return nil
 		}
 		q.mu.Unlock()
-		if waitStart.IsZero() {
-			waitStart = time.Now()
+		if waitStart == 0 {
+			waitStart = monoNow()
+			if blocked != nil {
+				waitStart = blocked.Begin(slot)
+			}
 		}
 		select {
 		case <-q.notFull:
 		case <-ctx.Done():
-			return time.Since(waitStart), ctx.Err()
+			if blocked != nil {
+				blocked.End(slot, waitStart)
+			}
+			return ctx.Err()
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/weir-dev/weir/internal/dag"
@@ -20,7 +19,8 @@ type router struct {
 	queues []*Queue
 	self   int // producer instance, for forward edges
 	rr     int
-	bp     *atomic.Int64 // the producing stage's backpressure counter
+	bp     *LiveTime // the producing stage's backpressure time
+	slot   int       // the producing instance's slot in bp
 
 	// key-hash edges: when key is set, the router evaluates it (the
 	// producer did not); keyErr applies the downstream node's error policy.
@@ -39,10 +39,7 @@ func (r *router) push(ctx context.Context, qi int, b *event.Batch) error {
 	if r.wm != nil {
 		r.wm.stamp(qi, b)
 	}
-	blocked, err := r.queues[qi].Push(ctx, b)
-	if blocked > 0 {
-		r.bp.Add(int64(blocked))
-	}
+	err := r.queues[qi].Push(ctx, b, r.bp, r.slot)
 	if err != nil {
 		b.Release()
 	}

@@ -331,6 +331,7 @@ func (inst *instance) runChain(ctx context.Context) error {
 			continue
 		}
 		t0 := time.Now()
+		busyStart := inst.stats.Busy.Begin(inst.idx)
 		inst.chainTaps(t0)
 		for _, a := range inst.aware {
 			a.BeginBatch(t0.UnixNano())
@@ -349,12 +350,11 @@ func (inst *instance) runChain(ctx context.Context) error {
 			}
 			counts[j] = nodeCounts{}
 		}
+		busy := inst.stats.Busy.End(inst.idx, busyStart)
 		if err != nil {
 			b.Release()
 			return err
 		}
-		busy := time.Since(t0)
-		inst.stats.Busy.Add(int64(busy))
 		inst.stats.Batches.Add(1)
 		inst.batchSeconds.Observe(busy.Seconds())
 		inst.nodes[len(inst.nodes)-1].tap.publish(b.Events)
@@ -449,9 +449,9 @@ func (inst *instance) runOutput(ctx context.Context) (err error) {
 	latency := inst.p.m.latencySeconds.WithLabelValues(st.Name)
 
 	flush := func() error {
-		t0 := time.Now()
+		busyStart := inst.stats.Busy.Begin(inst.idx)
 		ferr := out.Flush(ctx)
-		inst.stats.Busy.Add(int64(time.Since(t0)))
+		inst.stats.Busy.End(inst.idx, busyStart)
 		if ferr != nil {
 			err := inst.outputFailed(ctx, pending, ferr)
 			pending, nPending = pending[:0], 0
@@ -511,10 +511,9 @@ func (inst *instance) runOutput(ctx context.Context) (err error) {
 			continue
 		}
 		st.In.Add(uint64(len(b.Events)))
-		t0 := time.Now()
+		busyStart := inst.stats.Busy.Begin(inst.idx)
 		werr := out.Write(ctx, b.Events)
-		busy := time.Since(t0)
-		inst.stats.Busy.Add(int64(busy))
+		busy := inst.stats.Busy.End(inst.idx, busyStart)
 		inst.stats.Batches.Add(1)
 		inst.batchSeconds.Observe(busy.Seconds())
 		if werr != nil {

@@ -64,8 +64,8 @@ func (p *Pipeline) Lag(node string) (lag int64, ok bool) {
 // StageStats are the live counters of one stage, summed over its instances.
 type StageStats struct {
 	Name         string
-	Busy         atomic.Int64 // nanoseconds spent working
-	Backpressure atomic.Int64 // nanoseconds blocked on a full downstream queue
+	Busy         LiveTime // nanoseconds spent working
+	Backpressure LiveTime // nanoseconds blocked on a full downstream queue
 	Batches      atomic.Uint64
 	queues       []*Queue
 	started      time.Time
