@@ -1,12 +1,14 @@
 package control
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/weir-dev/weir/internal/dag"
+	"github.com/weir-dev/weir/internal/event"
 	"github.com/weir-dev/weir/internal/runtime"
 	"github.com/weir-dev/weir/internal/state"
 )
@@ -21,6 +23,7 @@ func (s *Server) routeAPI(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/stats", s.handleStats)
 	mux.HandleFunc("GET /api/v1/series", s.handleSeries)
 	mux.HandleFunc("GET /api/v1/checkpoints", s.handleCheckpoints)
+	mux.HandleFunc("GET /api/v1/errors", s.handleErrors)
 	mux.HandleFunc("GET /api/v1/tail", s.handleTail)
 	mux.HandleFunc("POST /api/v1/tail/{id}/pause", s.handleTailPause(true))
 	mux.HandleFunc("POST /api/v1/tail/{id}/resume", s.handleTailPause(false))
@@ -152,6 +155,13 @@ type NodeStats struct {
 	LatencyP50 *float64 `json:"latency_p50_s,omitempty"` // outputs: from the input reading a batch to its flush
 	LatencyP99 *float64 `json:"latency_p99_s,omitempty"`
 	Lag        *int64   `json:"lag,omitempty"` // inputs that can tell: read but not yet acknowledged
+	// Nodes that event-time watermarks reach (event-time operators and
+	// the stages before them): the watermark on the node's input, and how
+	// far it is behind the wall clock. WatermarkEnd says every input has
+	// finished (the watermark is at the end of time).
+	Watermark    *time.Time `json:"watermark,omitempty"`
+	WatermarkLag *float64   `json:"watermark_lag_s,omitempty"`
+	WatermarkEnd bool       `json:"watermark_end,omitempty"`
 }
 
 // Queue is a stage's input queues, summed over its instances.
@@ -184,6 +194,18 @@ type CkptStats struct {
 	Bytes    *int       `json:"bytes,omitempty"`
 	// Taken counts the checkpoints this process committed.
 	Taken int `json:"taken"`
+	// Failed counts the checkpoints that failed since the start;
+	// LastFailure is the last of them.
+	Failed      int64        `json:"failed"`
+	LastFailure *CkptFailure `json:"last_failure,omitempty"`
+}
+
+// CkptFailure is a checkpoint that did not complete.
+type CkptFailure struct {
+	ID       uint64    `json:"id"`
+	Time     time.Time `json:"time"`
+	Duration float64   `json:"duration_s"`
+	Error    string    `json:"error"`
 }
 
 func (s *Server) stats(now time.Time) Stats {
@@ -232,6 +254,15 @@ func (s *Server) stats(now time.Time) Stats {
 				x.Lag = &lag
 			}
 		}
+		if wm, ok := p.Watermark(n.Name); ok {
+			if wm == event.EndOfTime {
+				x.WatermarkEnd = true
+			} else {
+				t := time.Unix(0, wm).UTC()
+				lag := max(now.Sub(t).Seconds(), 0)
+				x.Watermark, x.WatermarkLag = &t, &lag
+			}
+		}
 		if n.Kind == dag.Output {
 			if p50, p99, ok := s.sampler.quantiles("output "+n.Name, now, s.opts.RateWindow); ok {
 				x.LatencyP50, x.LatencyP99 = &p50, &p99
@@ -246,6 +277,19 @@ func (s *Server) stats(now time.Time) Stats {
 func clamp01(f float64) float64 { return min(max(f, 0), 1) }
 
 func (s *Server) ckptStats(now time.Time) *CkptStats {
+	st := s.ckptStatsOK(now)
+	if st == nil {
+		return nil
+	}
+	n, last := s.opts.Pipeline.CheckpointFailures()
+	st.Failed = n
+	if last != nil {
+		st.LastFailure = &CkptFailure{ID: last.ID, Time: last.Time.UTC(), Duration: last.Duration.Seconds(), Error: last.Err}
+	}
+	return st
+}
+
+func (s *Server) ckptStatsOK(now time.Time) *CkptStats {
 	c := s.opts.Checkpoints
 	if c == nil {
 		return nil
@@ -380,3 +424,60 @@ func (s *Server) handleCheckpoints(w http.ResponseWriter, _ *http.Request) {
 }
 
 var _ runtime.StateStore = (*Checkpoints)(nil)
+
+// --- errors ---
+
+// ErrorList is the answer of GET /api/v1/errors: recent failed events,
+// newest first (a few per node, sampled at most ten times a second per
+// node).
+type ErrorList struct {
+	Errors []ErrorSample `json:"errors"`
+}
+
+// ErrorSample is one failed event and what became of it.
+type ErrorSample struct {
+	Time   time.Time `json:"time"`
+	Node   string    `json:"node"`
+	Error  string    `json:"error"`
+	Action string    `json:"action"` // dropped, dead_letter, fail
+	Offset *int64    `json:"offset,omitempty"`
+	Source string    `json:"source,omitempty"`
+	Key    string    `json:"key,omitempty"`
+	// Value is the event's value: embedded as JSON when it is valid JSON,
+	// as a string otherwise.
+	Value     json.RawMessage `json:"value"`
+	Truncated bool            `json:"truncated,omitempty"`
+}
+
+func (s *Server) handleErrors(w http.ResponseWriter, r *http.Request) {
+	limit := 50
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, "limit must be a positive integer", "for example limit=20")
+			return
+		}
+		limit = n
+	}
+	out := ErrorList{Errors: []ErrorSample{}}
+	for _, e := range s.opts.Pipeline.ErrorSamples(limit) {
+		x := ErrorSample{Time: e.Time.UTC(), Node: e.Node, Error: e.Error, Action: e.Action, Source: e.Source,
+			Key: string(e.Key), Truncated: e.Truncated, Value: jsonValue(e.Value)}
+		if e.Offset >= 0 {
+			off := e.Offset
+			x.Offset = &off
+		}
+		out.Errors = append(out.Errors, x)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// jsonValue embeds v as JSON when it is a valid JSON document, else as a
+// JSON string.
+func jsonValue(v []byte) json.RawMessage {
+	if len(v) > 0 && json.Valid(v) {
+		return json.RawMessage(v)
+	}
+	b, _ := json.Marshal(string(v))
+	return b
+}

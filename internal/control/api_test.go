@@ -330,8 +330,13 @@ outputs:
 		if !wroteDedup {
 			t.Errorf("no checkpoint records the dedup node's writes: %+v", list.Checkpoints)
 		}
+		// The store lists a checkpoint as soon as it is durable; the
+		// process's own record of it follows a moment later.
 		var st control.Stats
-		lv.getJSON(t, "/api/v1/stats", &st)
+		eventually(t, "three checkpoints in the stats", func() bool {
+			lv.getJSON(t, "/api/v1/stats", &st)
+			return st.Checkpoints != nil && st.Checkpoints.Taken >= 3
+		})
 		c := st.Checkpoints
 		if c == nil || c.LastID < 3 || c.Age == nil || *c.Age > 5 || c.Duration == nil || c.Taken < 3 {
 			t.Errorf("stats checkpoints = %+v", c)

@@ -103,6 +103,29 @@ func (s *Server) report() healthBody {
 			}
 			body.Components["outputs."+n.Name] = c
 		}
+		// Inputs and outputs that report their own trouble (a log near
+		// its size limit).
+		for _, nh := range p.Health() {
+			kind := "inputs."
+			if n := p.Node(nh.Node); n != nil && n.Kind == dag.Output {
+				kind = "outputs."
+			}
+			name := kind + nh.Node
+			if !nh.Degraded {
+				if _, ok := body.Components[name]; !ok {
+					body.Components[name] = Component{Status: OK}
+				}
+				continue
+			}
+			c := Component{Status: Degraded, Detail: nh.Detail, Time: now.UTC()}
+			if len(c.Detail) > maxDetail {
+				c.Detail = c.Detail[:maxDetail] + "…"
+			}
+			if prev, ok := body.Components[name]; ok && prev.Status != OK {
+				c.Detail = prev.Detail + "; " + c.Detail
+			}
+			body.Components[name] = c
+		}
 	}
 	s.health.snapshot(body.Components)
 	for _, c := range body.Components {

@@ -562,3 +562,11 @@ func (p *Partition) Metrics() Metrics {
 		Recovery:        p.recovery,
 	}
 }
+
+// Usage is the partition's total segment bytes and its cap (MaxBytes; 0
+// when it has none): how close it is to refusing appends with ErrFull.
+func (p *Partition) Usage() (held, limit int64) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.totalBytesLocked(), p.opts.MaxBytes
+}

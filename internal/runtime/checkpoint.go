@@ -32,6 +32,24 @@ type StateTxn interface {
 	Abort()
 }
 
+// CheckpointFailure describes a checkpoint that did not complete.
+type CheckpointFailure struct {
+	ID       uint64
+	Time     time.Time
+	Duration time.Duration
+	Err      string
+}
+
+// CheckpointFailures is the number of checkpoints that failed since the
+// start and the last of them (nil when none has failed, or when the
+// pipeline takes no checkpoints).
+func (p *Pipeline) CheckpointFailures() (n int64, last *CheckpointFailure) {
+	if p.ckpt == nil {
+		return 0, nil
+	}
+	return p.ckpt.failures.Load(), p.ckpt.lastFail.Load()
+}
+
 type drainer struct {
 	node string
 	d    Drainer
@@ -64,6 +82,8 @@ type coordinator struct {
 	ops []*opState
 
 	lastDone atomic.Int64 // Unix nanoseconds of the last completed checkpoint
+	failures atomic.Int64
+	lastFail atomic.Pointer[CheckpointFailure]
 
 	duration prometheus.Histogram
 	total    *prometheus.CounterVec
@@ -210,6 +230,8 @@ func (c *coordinator) checkpoint(ctx context.Context, final bool) error {
 	err := c.take(ctx)
 	if err != nil {
 		c.total.WithLabelValues("failed").Inc()
+		c.failures.Add(1)
+		c.lastFail.Store(&CheckpointFailure{ID: c.last + 1, Time: time.Now(), Duration: time.Since(start), Err: err.Error()})
 		return fmt.Errorf("checkpoint %d: %w", c.last+1, err)
 	}
 	c.total.WithLabelValues("completed").Inc()

@@ -182,9 +182,11 @@ func (h *errHandler) handle(ctx context.Context, ev *event.Event, err error) err
 	h.stats.Errors.Add(1)
 	switch h.node.OnError {
 	case dag.Fail:
+		h.stats.errs.record(h.node.Name, "fail", ev, err)
 		return fmt.Errorf("%w: %s %q: %w (on_error: fail)", ErrFailed, h.node.Kind, h.node.Name, err)
 	case dag.DeadLetter:
 		h.stats.DeadLetters.Add(1)
+		h.stats.errs.record(h.node.Name, "dead_letter", ev, err)
 		h.logThrottled(ev, err)
 		if h.batch == nil {
 			h.batch = event.GetBatch()
@@ -200,6 +202,7 @@ func (h *errHandler) handle(ctx context.Context, ev *event.Event, err error) err
 		return nil
 	default:
 		h.stats.Dropped.Add(1)
+		h.stats.errs.record(h.node.Name, "dropped", ev, err)
 		h.logThrottled(ev, err)
 		ev.Ack.Done(1)
 		return nil

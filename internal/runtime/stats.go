@@ -30,7 +30,8 @@ type NodeStats struct {
 	FlushedAt atomic.Int64
 	lastErr   atomic.Pointer[string]
 
-	tap tap // live subscribers (tap.go)
+	tap  tap        // live subscribers (tap.go)
+	errs errSamples // recent failed events (errsample.go)
 }
 
 // LastError is the error of the node's last failed write or flush.

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weir-dev/weir/internal/dag"
@@ -38,10 +40,12 @@ type wmIn struct {
 	idle    []bool
 	cur     int64
 	allIdle bool
+	pub     atomic.Int64 // cur, for readers on other goroutines (Pipeline.Watermark)
 }
 
 func newWMIn(senders int) *wmIn {
 	w := &wmIn{senders: make([]int64, senders), idle: make([]bool, senders), cur: event.NoWatermark}
+	w.pub.Store(event.NoWatermark)
 	for i := range w.senders {
 		w.senders[i] = event.NoWatermark
 	}
@@ -75,6 +79,7 @@ func (w *wmIn) recompute() bool {
 	w.allIdle = !active && len(w.senders) > 0
 	if active && low > w.cur {
 		w.cur = low
+		w.pub.Store(low)
 		return true
 	}
 	return wasIdle != w.allIdle
@@ -266,4 +271,23 @@ func (inst *instance) syncWM(ctx context.Context) error {
 type inputWM struct {
 	gen    *wmGen
 	emitMu sync.Mutex
+}
+
+// Watermark is the event-time watermark of the stage that runs node, as its
+// instances last saw it on their input: the least over instances, in Unix
+// nanoseconds. ok is false when no watermark reaches the node (no
+// event-time operator downstream of it, or none has arrived yet).
+func (p *Pipeline) Watermark(node string) (wm int64, ok bool) {
+	wm = event.EndOfTime
+	for _, inst := range p.insts {
+		if inst.wmIn == nil || !slices.ContainsFunc(inst.stage.Nodes, func(n *dag.Node) bool { return n.Name == node }) {
+			continue
+		}
+		v := inst.wmIn.pub.Load()
+		if v == event.NoWatermark {
+			return 0, false
+		}
+		wm, ok = min(wm, v), true
+	}
+	return wm, ok
 }

@@ -16,12 +16,14 @@ import (
 	"testing"
 	"time"
 
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
 // The pipeline the browser looks at: a generator at a fixed rate, a fused
 // filter → map chain, a stdout output the test reads fast and then slowly
-// (the slow output), and a discard output beside it.
+// (the slow output), and beside it a map that fails on purchases (their
+// page is no number) feeding a discard output.
 const uiPipeline = `name: ui-e2e
 control:
   address: ${WEIR_CONTROL_ADDRESS}
@@ -41,13 +43,19 @@ processors:
     set:
       price_with_tax: round(price * 1.2 * 100) / 100
     key: user_id
+  page_ids:
+    type: map
+    from: web
+    on_error: drop
+    set:
+      page_id: 'type == "purchase" ? int(page) : 0'
 outputs:
   console:
     type: stdout
     from: enrich
   archive:
     type: discard
-    from: web
+    from: page_ids
 `
 
 // chromium finds the browser. make test installs Debian's chromium and sets
@@ -155,6 +163,20 @@ func TestUIInBrowser(t *testing.T) {
 	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
 	defer bcancel()
 
+	// Any uncaught exception in the page fails the test.
+	if err := chromedp.Listen(bctx, func(ev any) {
+		if e, ok := ev.(*cdpruntime.EventExceptionThrown); ok && e.ExceptionDetails != nil {
+			d := e.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			t.Errorf("JavaScript exception in the UI at %s:%d: %s", d.URL, d.LineNumber+1, msg)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+
 	// The control plane comes up with the pipeline; retry the page until
 	// the graph is drawn.
 	url := "http://" + addr + "/ui/"
@@ -203,10 +225,10 @@ func TestUIInBrowser(t *testing.T) {
 	}
 
 	// Every node of the DAG is drawn.
-	waitJS("the graph", `document.querySelectorAll("#graph g.node").length >= 5`, 20*time.Second)
+	waitJS("the graph", `document.querySelectorAll("#graph g.node").length >= 6`, 20*time.Second)
 	var drawn []string
 	eval(`Array.from(document.querySelectorAll("#graph g.node")).map(g => g.getAttribute("data-node")).sort()`, &drawn)
-	if got, want := strings.Join(drawn, ","), "archive,console,enrich,not_views,web"; got != want {
+	if got, want := strings.Join(drawn, ","), "archive,console,enrich,not_views,page_ids,web"; got != want {
 		t.Fatalf("nodes drawn: %s, want %s", got, want)
 	}
 
@@ -243,6 +265,14 @@ func TestUIInBrowser(t *testing.T) {
 		if ev.Type != "purchase" || ev.PriceWithTax == nil {
 			t.Fatalf("tail row does not match the filter or was not enriched: %s", v)
 		}
+	}
+
+	// Recent errors: samples of the failed events, with the error.
+	waitJS("error samples", `document.querySelectorAll("#error-samples .error-sample").length > 0`, 20*time.Second)
+	var sample string
+	eval(`document.querySelector("#error-samples .error-sample").textContent`, &sample)
+	if !strings.Contains(sample, "page_ids") || !strings.Contains(sample, "dropped") || !strings.Contains(sample, `"type":"purchase"`) {
+		t.Fatalf("error sample row %q lacks the node, the action or the event", sample)
 	}
 
 	// Select a node: its charts fill the side panel.

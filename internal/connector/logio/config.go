@@ -163,6 +163,9 @@ func NewOutput(c OutputConfig, _ runtime.Env) (*Output, error) {
 	return &Output{sh: sh, pending: make([][]log.Record, sh.Log.Partitions())}, nil
 }
 
+// Health implements runtime.HealthReporter (Shared.Health).
+func (o *Output) Health() (degraded bool, detail string) { return o.sh.Health(nil) }
+
 // Write buffers evs as records (copying their bytes).
 func (o *Output) Write(_ context.Context, evs []event.Event) error {
 	n := uint64(len(o.pending))

@@ -22,6 +22,7 @@ package logio
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/weir-dev/weir/internal/log"
@@ -105,4 +106,31 @@ func (s *Shared) Notify() {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// logNearlyFull is the share of a partition's max_bytes above which the
+// log is reported degraded: appends are about to be refused.
+const logNearlyFull = 0.9
+
+// Health reports the log as degraded (runtime.HealthReporter) while one of
+// the given partitions (nil: all) holds more than 90% of its max_bytes:
+// appends are then close to being refused with backpressure, because
+// readers do not commit or retention keeps segments.
+func (s *Shared) Health(partitions []int) (degraded bool, detail string) {
+	if partitions == nil {
+		for i := range s.Log.Partitions() {
+			partitions = append(partitions, i)
+		}
+	}
+	var full []string
+	for _, id := range partitions {
+		held, limit := s.Log.Partition(id).Usage()
+		if limit > 0 && float64(held) >= logNearlyFull*float64(limit) {
+			full = append(full, fmt.Sprintf("partition %d holds %d of max_bytes %d (%.0f%%)", id, held, limit, 100*float64(held)/float64(limit)))
+		}
+	}
+	if len(full) == 0 {
+		return false, ""
+	}
+	return true, fmt.Sprintf("log %s is nearly full: %s; appends are refused when full", s.Log.Dir(), strings.Join(full, ", "))
 }

@@ -5,13 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/weir-dev/weir/internal/faults"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/weir-dev/weir/internal/connector/lines"
 	"github.com/weir-dev/weir/internal/event"
+	"github.com/weir-dev/weir/internal/faults"
 	"github.com/weir-dev/weir/internal/log"
 	"github.com/weir-dev/weir/internal/runtime"
 )
@@ -338,4 +338,14 @@ func (s *Source) Lag() int64 {
 		lag += ps.p.HighWatermark() - ps.committed()
 	}
 	return lag
+}
+
+// Health implements runtime.HealthReporter for the instance's partitions
+// (Shared.Health).
+func (s *Source) Health() (degraded bool, detail string) {
+	ids := make([]int, len(s.parts))
+	for i, ps := range s.parts {
+		ids[i] = ps.id
+	}
+	return s.sh.Health(ids)
 }

@@ -22,6 +22,7 @@ const state = {
   lag: {}, // input name -> [[t ms, lag]] kept here: /series has no lag
   layout: null,
   tail: null, // {es, id, paused, node, count, rows}
+  errSamples: null, // last GET /api/v1/errors
 };
 
 // ---- helpers ----
@@ -243,6 +244,10 @@ function updateGraph() {
     if (n.latency_p50_s !== undefined) lat = `latency p50 ${fmtSecs(n.latency_p50_s)} p99 ${fmtSecs(n.latency_p99_s)}`;
     else if (n.batch_p50_s !== undefined) lat = `batch p50 ${fmtSecs(n.batch_p50_s)} p99 ${fmtSecs(n.batch_p99_s)}`;
     else if (n.lag !== undefined) lat = `lag ${fmtCount(n.lag)}`;
+    if (n.kind === "processor" && (n.watermark_lag_s !== undefined || n.watermark_end)) {
+      // Event-time operators: how far their watermark trails the clock.
+      lat = n.watermark_end ? "watermark: end of input" : `watermark ${fmtSecs(n.watermark_lag_s)} behind`;
+    }
     set("latency", lat);
     set("busy", n.kind === "input" ? "–" : pct(n.busy));
     set("backpressure", pct(n.backpressure));
@@ -335,6 +340,8 @@ function renderSideNumbers() {
   if (n.batch_p50_s !== undefined) rows.push(["batch p50 / p99", `${fmtSecs(n.batch_p50_s)} / ${fmtSecs(n.batch_p99_s)}`]);
   if (n.latency_p50_s !== undefined) rows.push(["latency p50 / p99", `${fmtSecs(n.latency_p50_s)} / ${fmtSecs(n.latency_p99_s)}`]);
   if (n.lag !== undefined) rows.push(["lag", fmtCount(n.lag) + " records"]);
+  if (n.watermark_end) rows.push(["watermark", "end of input"]);
+  else if (n.watermark) rows.push(["watermark", `${clockTime(n.watermark)} (${fmtSecs(n.watermark_lag_s)} behind the clock)`]);
   kv.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 }
 
@@ -419,11 +426,33 @@ async function pollCheckpoints() {
       el("td", { class: "num" }, fmtBytes(c.bytes)), el("td", {}, (c.nodes || []).map((x) => x.node).join(", "))));
   }
   parts.push(tbl);
-  parts.push(el("p", { class: "muted" }, "Failed checkpoints are not in this list; they show in the process log."));
+  parts.push(ckptFailures());
   body.replaceChildren(...parts);
 }
 
+// ckptFailures says how many checkpoints failed since the start, and why
+// the last one did.
+function ckptFailures() {
+  const c = state.stats && state.stats.checkpoints;
+  if (!c || !c.failed) return el("p", { class: "muted", id: "ckpt-failures" }, "No checkpoint failed since the start.");
+  const f = c.last_failure;
+  return el("p", { class: "bad", id: "ckpt-failures" }, `${fmtCount(c.failed)} failed since the start` +
+    (f ? `; the last, checkpoint ${f.id} at ${clockTime(f.time)}: ${f.error}` : "") + ".");
+}
+
 // ---- errors ----
+
+// pollErrors fetches samples of failed events while some node has errors.
+async function pollErrors() {
+  const any = state.stats && state.stats.nodes.some((n) => n.errors > 0);
+  if (!any) return;
+  try {
+    state.errSamples = (await getJSON(API + "/errors?limit=10")).errors;
+  } catch (e) {
+    state.errSamples = null;
+  }
+  renderErrors();
+}
 
 function renderErrors() {
   const body = $("errors-body");
@@ -446,7 +475,19 @@ function renderErrors() {
         el("td", { class: "num" }, fmtCount(n.dropped)), el("td", { class: "num" }, fmtCount(n.dead_letters))));
     }
     parts.push(tbl);
-    parts.push(el("p", { class: "muted" }, "The API counts failed events but keeps no samples of them; tail a dead-letter output to see them."));
+  }
+  const samples = nodes.length && state.errSamples ? state.errSamples : [];
+  if (samples.length) {
+    const tbl = el("table", { id: "error-samples" }, el("tr", {}, el("th", {}, "time"), el("th", {}, "node"), el("th", {}, "then"),
+      el("th", {}, "error"), el("th", {}, "event")));
+    for (const e of samples) {
+      const v = typeof e.value === "string" ? e.value : JSON.stringify(e.value);
+      const where = (e.source ? e.source + " " : "") + (e.offset !== undefined ? "@" + e.offset : "");
+      tbl.append(el("tr", { class: "error-sample" }, el("td", {}, clockTime(e.time)), el("td", {}, e.node), el("td", {}, e.action.replace("_", " ")),
+        el("td", { class: "detail mono bad" }, e.error),
+        el("td", { class: "detail mono", title: v }, (where ? where + " " : "") + (v.length > 160 ? v.slice(0, 160) + "…" : v) + (e.truncated ? " …(truncated)" : ""))));
+    }
+    parts.push(el("p", { class: "muted" }, "Recent failed events (a few per node, newest first):"), tbl);
   }
   if (!parts.length) parts.push(el("p", { class: "muted" }, "No errors."));
   body.replaceChildren(...parts);
@@ -614,6 +655,7 @@ async function init() {
   setInterval(pollSeries, 2000);
   pollCheckpoints();
   setInterval(pollCheckpoints, 5000);
+  setInterval(pollErrors, 2000);
 }
 
 document.addEventListener("DOMContentLoaded", init);
