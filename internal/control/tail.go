@@ -138,20 +138,8 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 	}
 	filter := q.Get("filter")
 	if filter != "" {
-		prog, err := expr.Compile(filter)
-		if err == nil {
-			err = expr.CheckBool(prog)
-		}
-		if err != nil {
-			msg, hint := err.Error(), "the filter is an expression of docs/expressions.md, such as type == \"purchase\""
-			var ee *expr.Error
-			if errors.As(err, &ee) {
-				msg = fmt.Sprintf("filter, column %d: %s", ee.Pos+1, ee.Msg)
-				if ee.Hint != "" {
-					hint = ee.Hint
-				}
-			}
-			writeError(w, http.StatusBadRequest, msg, hint)
+		prog, ok := compileFilter(w, filter)
+		if !ok {
 			return
 		}
 		opts.Filter = prog
@@ -303,4 +291,26 @@ func (s *sseWriter) flush() error {
 		s.err = err
 	}
 	return s.err
+}
+
+// compileFilter compiles a filter expression of a request; on an error it
+// answers 400 with the column and a hint, and returns false.
+func compileFilter(w http.ResponseWriter, filter string) (*expr.Program, bool) {
+	prog, err := expr.Compile(filter)
+	if err == nil {
+		err = expr.CheckBool(prog)
+	}
+	if err != nil {
+		msg, hint := err.Error(), "the filter is an expression of docs/expressions.md, such as type == \"purchase\""
+		var ee *expr.Error
+		if errors.As(err, &ee) {
+			msg = fmt.Sprintf("filter, column %d: %s", ee.Pos+1, ee.Msg)
+			if ee.Hint != "" {
+				hint = ee.Hint
+			}
+		}
+		writeError(w, http.StatusBadRequest, msg, hint)
+		return nil, false
+	}
+	return prog, true
 }

@@ -75,6 +75,27 @@ const eventOverhead = 96
 type Ack struct {
 	pending atomic.Int64
 	done    func()
+	// trace is non-zero on the Ack of an event whose fate is being
+	// followed (runtime's event fate): every event derived from it shares
+	// the Ack, so the stages can tell them apart.
+	trace uint64
+}
+
+// NewTracedAck returns an Ack holding one reference for a traced event:
+// trace identifies the trace, done runs when the reference and every one
+// derived from it are given back.
+func NewTracedAck(trace uint64, done func()) *Ack {
+	a := NewAck(1, done)
+	a.trace = trace
+	return a
+}
+
+// TraceID is the trace of the event holding a, 0 when it is not traced.
+func (a *Ack) TraceID() uint64 {
+	if a == nil {
+		return 0
+	}
+	return a.trace
 }
 
 // NewAck returns an Ack holding n references that calls done when all of

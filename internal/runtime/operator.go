@@ -183,6 +183,14 @@ func (inst *instance) runOperator(ctx context.Context) error {
 		st.mu.Lock()
 		defer st.mu.Unlock()
 		err := st.op.Process(ctx, b.Events, &st.col)
+		if inst.p.fates.tracing() {
+			for i := range b.Events {
+				if id := b.Events[i].Ack.TraceID(); id != 0 {
+					inst.p.fates.step(id, inst.stage.Head().Name, "taken_in",
+						"taken into the state of the "+inst.stage.Head().Type+" operator, which holds its acknowledgement until its result is written (or a checkpoint has the state); what the operator emits is a new event", nil)
+				}
+			}
+		}
 		for i := range b.Events {
 			ack.done(b.Events[i].Ack)
 		}

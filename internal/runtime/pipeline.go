@@ -90,6 +90,8 @@ type Pipeline struct {
 	finalDone   chan struct{}
 
 	running atomic.Bool // between the start of the stages and their end
+
+	fates fates // event fate (fate.go)
 }
 
 // New instantiates every node of g (Parallelism instances each) through f
@@ -151,7 +153,7 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 		return &router{kind: dag.RoundRobin, queues: qs, rr: inst.idx, bp: &inst.stats.Backpressure, slot: inst.idx}
 	}
 	handler := func(inst *instance, n *dag.Node) *errHandler {
-		return &errHandler{node: n, stats: nodeStats[n], logger: p.log, dlq: dlqRouter(inst, n), limit: opts.BatchSize}
+		return &errHandler{node: n, stats: nodeStats[n], logger: p.log, dlq: dlqRouter(inst, n), limit: opts.BatchSize, fates: &p.fates}
 	}
 	for _, s := range g.Stages {
 		for i := 0; i < s.Parallelism; i++ {
@@ -377,6 +379,7 @@ func (p *Pipeline) Running() bool { return p.running.Load() }
 // ShutdownTimeout, when Run gives up and returns ErrShutdownTimeout.
 func (p *Pipeline) Run(ctx context.Context) error {
 	defer p.closeTaps()
+	defer p.fates.close()
 	runCtx, cancelRun := context.WithCancelCause(context.Background())
 	defer cancelRun(nil)
 	inputCtx, cancelInputs := context.WithCancel(runCtx)

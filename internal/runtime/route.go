@@ -173,6 +173,8 @@ type errHandler struct {
 
 	lastLog    time.Time
 	suppressed int
+
+	fates *fates // the pipeline's, for traced events (nil in some tests)
 }
 
 // handle applies the policy to ev, which failed with err. It gives back the
@@ -180,6 +182,9 @@ type errHandler struct {
 // return means the pipeline must stop.
 func (h *errHandler) handle(ctx context.Context, ev *event.Event, err error) error {
 	h.stats.Errors.Add(1)
+	if id := ev.Ack.TraceID(); id != 0 && h.fates != nil {
+		h.fates.step(id, h.node.Name, "failed", err.Error()+" ("+errorAction(h)+")", nil)
+	}
 	switch h.node.OnError {
 	case dag.Fail:
 		h.stats.errs.record(h.node.Name, "fail", ev, err)

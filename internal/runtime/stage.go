@@ -176,6 +176,9 @@ func (o *outlet) Emit(_ context.Context, b *event.Batch) error {
 	}
 	b.Origin = o.inst.origin
 	st := o.inst.nodes[0]
+	if f := &o.inst.p.fates; f.tracing() {
+		f.mark(st.Name, b)
+	}
 	st.In.Add(n)
 	st.Out.Add(n)
 	o.inst.stats.Batches.Add(1)
@@ -378,9 +381,16 @@ func (inst *instance) processBatch(ctx context.Context, b *event.Batch, rec *Rec
 		check = inst.origins[b.Origin]
 		b.Unchecked = false
 	}
+	fates := &inst.p.fates
+	tracing := fates.tracing()
 	for i := range b.Events {
 		ev := &b.Events[i]
 		rec.Reset(ev)
+		var trace uint64 // non-zero: the event's fate is being followed (fate.go)
+		var traceVal []byte
+		if tracing {
+			trace, traceVal = ev.Ack.TraceID(), ev.Value
+		}
 		if check != nil {
 			if _, err := rec.Doc(); err != nil {
 				if herr := check.handle(ctx, ev, newMalformed(ev, err)); herr != nil {
@@ -402,11 +412,17 @@ func (inst *instance) processBatch(ctx context.Context, b *event.Batch, rec *Rec
 			}
 			if !ok {
 				counts[j].filtered++
+				if trace != 0 {
+					fates.step(trace, inst.handlers[j].node.Name, "filtered", "filtered out: dropped on purpose", nil)
+				}
 				ack.done(ev.Ack)
 				keep = false
 				break
 			}
 			counts[j].out++
+			if trace != 0 {
+				fates.afterProcessor(trace, inst.handlers[j].node.Name, rec, &traceVal)
+			}
 		}
 		if !keep {
 			continue
@@ -423,6 +439,9 @@ func (inst *instance) processBatch(ctx context.Context, b *event.Batch, rec *Rec
 				continue
 			}
 			ev.Key = k
+			if trace != 0 {
+				fates.step(trace, inst.stage.Tail().Name, "keyed", "key "+string(k)+": its instance downstream is chosen by this key", nil)
+			}
 		}
 		if w != i {
 			b.Events[w] = *ev
@@ -514,6 +533,9 @@ func (inst *instance) runOutput(ctx context.Context) (err error) {
 		busyStart := inst.stats.Busy.Begin(inst.idx)
 		werr := out.Write(ctx, b.Events)
 		busy := inst.stats.Busy.End(inst.idx, busyStart)
+		if werr == nil && inst.p.fates.tracing() {
+			inst.traceWritten(b.Events)
+		}
 		inst.stats.Batches.Add(1)
 		inst.batchSeconds.Observe(busy.Seconds())
 		if werr != nil {
@@ -552,4 +574,13 @@ func (inst *instance) outputFailed(ctx context.Context, batches []*event.Batch, 
 		return err
 	}
 	return h.flush(ctx)
+}
+
+// traceWritten records the traced events an output wrote.
+func (inst *instance) traceWritten(evs []event.Event) {
+	for i := range evs {
+		if id := evs[i].Ack.TraceID(); id != 0 {
+			inst.p.fates.step(id, inst.stage.Head().Name, "written", "written by the "+inst.stage.Head().Type+" output; acknowledged once flushed", nil)
+		}
+	}
 }

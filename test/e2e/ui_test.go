@@ -267,6 +267,26 @@ func TestUIInBrowser(t *testing.T) {
 		}
 	}
 
+	// Event fate: the next purchase, followed through the graph. It
+	// passes the filter, is changed by enrich and written by console, fails
+	// in page_ids (dropped), and is then acknowledged.
+	if err := chromedp.Do(bctx,
+		chromedp.SetValue(chromedp.ID("fate-node"), "web"),
+		chromedp.SendKeys(chromedp.ID("fate-filter"), `type == "purchase"`),
+		chromedp.Click(chromedp.ID("fate-start")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitJS("an acknowledged fate", `document.querySelector(".fate .state.acknowledged") !== null`, 20*time.Second)
+	var fateSteps []string
+	eval(`Array.from(document.querySelectorAll(".fate .fate-step")).map(r => r.children[1].textContent + ":" + r.getAttribute("data-what"))`, &fateSteps)
+	got := strings.Join(fateSteps, " ")
+	for _, want := range []string{"web:read", "not_views:passed", "enrich:changed", "console:written", "page_ids:failed", ":acknowledged"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("the fate shows %q, lacking %s", got, want)
+		}
+	}
+
 	// Recent errors: samples of the failed events, with the error.
 	waitJS("error samples", `document.querySelectorAll("#error-samples .error-sample").length > 0`, 20*time.Second)
 	var sample string

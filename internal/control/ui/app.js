@@ -23,6 +23,7 @@ const state = {
   layout: null,
   tail: null, // {es, id, paused, node, count, rows}
   errSamples: null, // last GET /api/v1/errors
+  fates: null, // last GET /api/v1/fate
 };
 
 // ---- helpers ----
@@ -619,6 +620,88 @@ function tailClose(msg, bad) {
   tailButtons();
 }
 
+// ---- event fate ----
+
+function fateStatus(text, bad) {
+  const s = $("fate-status");
+  s.textContent = text;
+  s.classList.toggle("bad", !!bad);
+}
+
+async function fateStart() {
+  const node = $("fate-node").value;
+  if (!node) return;
+  const q = new URLSearchParams({ node });
+  const filter = $("fate-filter").value.trim();
+  if (filter) q.set("filter", filter);
+  try {
+    const r = await fetch(API + "/fate?" + q.toString(), { method: "POST" });
+    const b = await r.json();
+    if (!r.ok) throw new Error(b.error + (b.hint ? " — " + b.hint : ""));
+    fateStatus(`Waiting for the next event of ${node}${filter ? " matching " + filter : ""} (trace ${b.id}).`);
+  } catch (e) {
+    fateStatus(e.message, true);
+    return;
+  }
+  pollFates();
+}
+
+async function pollFates() {
+  let list;
+  try {
+    list = (await getJSON(API + "/fate")).fates;
+  } catch (e) {
+    fateStatus("fates: " + e.message, true);
+    return;
+  }
+  state.fates = list;
+  if (list.length && list[0].state !== "waiting" && $("fate-status").textContent.startsWith("Waiting")) {
+    fateStatus(`Trace ${list[0].id}: ${list[0].state.replace("_", " ")}. Trace another event, or change the filter.`);
+  }
+  renderFates();
+}
+
+const FATE_WHAT = {
+  read: "read", passed: "passed on", changed: "changed", filtered: "filtered out", keyed: "keyed", failed: "failed",
+  taken_in: "taken in", written: "written", acknowledged: "acknowledged",
+};
+
+function renderFates() {
+  const box = $("fate-list");
+  const list = state.fates || [];
+  box.replaceChildren(...list.map((f) => {
+    const head = el("div", { class: "head" },
+      el("b", {}, `#${f.id} ${f.input}`),
+      el("span", { class: "state " + f.state }, f.state.replace("_", " ")),
+      el("span", { class: "muted" }, f.read ? `read ${clockTime(f.read)}` + (f.offset !== undefined ? `, offset ${f.offset}` : "") + (f.source ? `, ${f.source}` : "") +
+        (f.acknowledged ? `, acknowledged after ${fmtSecs((Date.parse(f.acknowledged) - Date.parse(f.read)) / 1000)}` : "") :
+        `requested ${clockTime(f.requested)}` + (f.filter ? `, filter ${f.filter}` : "")));
+    const parts = [head];
+    if (f.value !== undefined) {
+      const v = typeof f.value === "string" ? f.value : JSON.stringify(f.value);
+      parts.push(el("div", { class: "value" }, (f.key ? "key " + f.key + " · " : "") + v + (f.truncated ? " …(truncated)" : "")));
+    }
+    if (f.steps.length) {
+      const tbl = el("table", { class: "fate-steps" });
+      for (const s of f.steps) {
+        const detail = el("td", { class: "detail" }, s.detail || "");
+        if (s.value !== undefined) {
+          const v = typeof s.value === "string" ? s.value : JSON.stringify(s.value);
+          detail.append(el("span", { class: "v" }, v + (s.truncated ? " …(truncated)" : "")));
+        }
+        tbl.append(el("tr", { class: "fate-step", "data-what": s.what },
+          el("td", { class: "num muted" }, "+" + fmtSecs(s.since_read_s)),
+          el("td", {}, s.node || ""),
+          el("td", { class: "what " + s.what }, FATE_WHAT[s.what] || s.what),
+          detail));
+      }
+      parts.push(tbl);
+      if (f.more_steps) parts.push(el("p", { class: "muted" }, `…and ${f.more_steps} more steps.`));
+    }
+    return el("div", { class: "fate", "data-fate": String(f.id) }, ...parts);
+  }));
+}
+
 // ---- start ----
 
 async function init() {
@@ -627,6 +710,8 @@ async function init() {
   $("tail-pause").addEventListener("click", tailPause);
   $("tail-stop").addEventListener("click", () => tailClose(state.tail ? `Stopped after ${state.tail.count} events.` : "Stopped."));
   $("tail-filter").addEventListener("keydown", (ev) => { if (ev.key === "Enter") tailStart(); });
+  $("fate-start").addEventListener("click", fateStart);
+  $("fate-filter").addEventListener("keydown", (ev) => { if (ev.key === "Enter") fateStart(); });
   pollHealth();
   setInterval(pollHealth, 2000);
   let topo;
@@ -649,6 +734,7 @@ async function init() {
   document.title = "weir · " + topo.pipeline;
   $("pipeline-name").textContent = topo.pipeline;
   $("tail-node").replaceChildren(...topo.nodes.map((n) => el("option", { value: n.name }, `${n.name} (${n.kind})`)));
+  $("fate-node").replaceChildren(...topo.nodes.filter((n) => n.kind === "input").map((n) => el("option", { value: n.name }, n.name)));
   drawGraph();
   await pollStats();
   setInterval(pollStats, 1000);
@@ -656,6 +742,8 @@ async function init() {
   pollCheckpoints();
   setInterval(pollCheckpoints, 5000);
   setInterval(pollErrors, 2000);
+  pollFates();
+  setInterval(() => { if ((state.fates || []).some((f) => f.state === "waiting" || f.state === "in_flight")) pollFates(); }, 1000);
 }
 
 document.addEventListener("DOMContentLoaded", init);
