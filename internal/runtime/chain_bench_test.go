@@ -20,6 +20,7 @@ func BenchmarkChainStage(b *testing.B) {
 	n := &dag.Node{Name: "p", Kind: dag.Processor}
 	stats := &NodeStats{Name: "p"}
 	inst := &instance{
+		p:        &Pipeline{},
 		procs:    []Processor{nopProc{}, nopProc{}, nopProc{}},
 		nodes:    []*NodeStats{stats, stats, stats},
 		handlers: []*errHandler{{node: n, stats: stats}, {node: n, stats: stats}, {node: n, stats: stats}},
