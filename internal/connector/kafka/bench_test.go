@@ -3,22 +3,45 @@ package kafka_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/connector/kafka"
-	"github.com/weir-dev/weir/internal/dag"
 	"github.com/weir-dev/weir/internal/runtime"
+	"github.com/weir-dev/weir/internal/state"
+	"github.com/weir-dev/weir/internal/testkit"
 )
 
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// seedTopic starts a broker with topics in and out and writes n records
+// to in, half of them with even true.
+func seedTopic(b *testing.B, n int) []string {
+	b.Helper()
+	brokers := cluster(b, "in", "out")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("in"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	for i := 0; i < n; i += 10_000 {
+		recs := make([]*kgo.Record, 0, 10_000)
+		for j := i; j < i+10_000; j++ {
+			recs = append(recs, &kgo.Record{Value: fmt.Appendf(nil, `{"id":%d,"even":%t,"user":"u_%d","page":"/products/%d"}`, j, j%2 == 0, j%977, j%5000)})
+		}
+		if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return brokers
 }
 
 // BenchmarkKafkaToKafka: kafka → filter → kafka against the in-process
@@ -28,34 +51,12 @@ func cpuTime() time.Duration {
 func BenchmarkKafkaToKafka(b *testing.B) {
 	const n = 200_000
 	for range b.N {
-		brokers := cluster(b, "in", "out")
-		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("in"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		for i := 0; i < n; i += 10_000 {
-			recs := make([]*kgo.Record, 0, 10_000)
-			for j := i; j < i+10_000; j++ {
-				recs = append(recs, &kgo.Record{Value: fmt.Appendf(nil, `{"id":%d,"even":%t,"user":"u_%d","page":"/products/%d"}`, j, j%2 == 0, j%977, j%5000)})
-			}
-			if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		cl.Close()
+		brokers := seedTopic(b, n)
 		in := kafka.DefaultInputConfig()
 		in.Brokers, in.Topics, in.Group = brokers, []string{"in"}, "bench"
 		out := kafka.DefaultOutputConfig()
 		out.Brokers, out.Topic = brokers, "out"
-		p, err := config.Parse("k.yaml", []byte(pipelineYAML))
-		if err != nil {
-			b.Fatal(err)
-		}
-		g, err := dag.Build(p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		pl, err := runtime.New(g, factory{in: in, out: out}, runtime.Options{})
+		pl, err := runtime.New(buildGraph(b, pipelineYAML), factory{in: in, out: out}, runtime.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -74,4 +75,75 @@ func BenchmarkKafkaToKafka(b *testing.B) {
 		b.ReportMetric(float64(n)/wall.Seconds(), "events/s")
 		b.ReportMetric(float64(n)/cpu.Seconds(), "events/cpu-s")
 	}
+}
+
+// BenchmarkKafkaGuarantees: the same kafka → filter → kafka pipeline with
+// guarantee at_least_once (no state store) and exactly_once (a Pebble
+// state store, a checkpoint and a transaction per output instance every
+// second), each on its own fresh broker, in the same run; the order
+// alternates between iterations. A run lasts from the start until Run has
+// returned after a graceful stop, which is requested once every record is
+// written: with exactly_once that includes the final checkpoint, which
+// commits the last transactions, so every record is visible to
+// read_committed consumers when the clock stops. Reports events/s of each
+// and the ratio, and the same per CPU second of the whole process (the
+// broker included).
+func BenchmarkKafkaGuarantees(b *testing.B) {
+	const n = 1_000_000
+	var wall, cpu [2]time.Duration
+	for i := range b.N {
+		for k := range 2 {
+			exactly := (i+k)%2 == 1
+			w, c := guaranteeRun(b, n, exactly)
+			j := 0
+			if exactly {
+				j = 1
+			}
+			wall[j] += w
+			cpu[j] += c
+		}
+	}
+	rate := func(d time.Duration) float64 { return float64(n*b.N) / d.Seconds() }
+	b.ReportMetric(rate(wall[0]), "alo-events/s")
+	b.ReportMetric(rate(wall[1]), "eos-events/s")
+	b.ReportMetric(rate(wall[1])/rate(wall[0]), "eos/alo")
+	b.ReportMetric(rate(cpu[0]), "alo-events/cpu-s")
+	b.ReportMetric(rate(cpu[1]), "eos-events/cpu-s")
+	b.ReportMetric(rate(cpu[1])/rate(cpu[0]), "eos/alo-cpu")
+}
+
+func guaranteeRun(b *testing.B, n int, exactly bool) (wall, cpu time.Duration) {
+	b.Helper()
+	brokers := seedTopic(b, n)
+	in := kafka.DefaultInputConfig()
+	in.Brokers, in.Topics, in.Group = brokers, []string{"in"}, "bench"
+	out := kafka.DefaultOutputConfig()
+	out.Brokers, out.Topic = brokers, "out"
+	opts := runtime.Options{}
+	if exactly {
+		out.Guarantee = kafka.ExactlyOnce
+		st, err := state.Open(filepath.Join(b.TempDir(), "state"), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		opts.Store, opts.CheckpointInterval = testkit.StateStore(st), time.Second
+	}
+	pl, err := runtime.New(buildGraph(b, pipelineYAML), factory{in: in, out: out}, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	t0, c0 := time.Now(), cpuTime()
+	go func() { done <- pl.Run(ctx) }()
+	for pl.Node("out").Out.Load() < uint64(n/2) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(t0), cpuTime() - c0
 }

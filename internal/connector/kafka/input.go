@@ -5,16 +5,21 @@
 // rebalancing): it emits one batch per fetched partition, with the record's
 // key, value, timestamp and headers and the partition set for watermarks,
 // and commits a partition's offset only up to records whose every derived
-// event is written (at least once). While downstream is full, Emit blocks
+// event is written (at least once). It reads with read_committed isolation
+// by default: records of aborted or open transactions are never emitted. While downstream is full, Emit blocks
 // and no more is polled: franz-go's fetch buffer is bounded by
 // fetch_max_bytes, so memory stays flat and the broker keeps the backlog.
 //
 // The output produces with an idempotent producer, acks from all in-sync
 // replicas, and acknowledges events only after the broker did (Flush).
+// With guarantee exactly_once it writes one transaction per checkpoint and
+// commits it once the checkpoint is durable (txn.go has the protocol).
 //
 // Threading: Run, Write, Flush and Close are called by one goroutine per
-// instance; franz-go calls the rebalance callbacks and produce promises on
-// its own goroutines, which take the input's mutex.
+// instance, Restore, Snapshot and Committed by the checkpoint coordinator's;
+// franz-go calls the rebalance callbacks and produce promises on its own
+// goroutines, which take the input's mutex (the output's promises take
+// only Output.mu, never held while waiting on the producer).
 package kafka
 
 import (
@@ -47,11 +52,12 @@ type InputConfig struct {
 	MaxPollRecords int             `yaml:"max_poll_records" default:"4096" doc:"records taken per poll"`
 	CommitInterval time.Duration   `yaml:"commit_interval" default:"1s" doc:"how often acknowledged offsets are committed to the group (and at a rebalance and a clean stop)"`
 	ClientID       string          `yaml:"client_id" default:"weir" doc:"client id sent to the brokers"`
+	Isolation      string          `yaml:"isolation" enum:"read_committed|read_uncommitted" default:"read_committed" doc:"read_committed: only records of committed transactions (and non-transactional ones), never those of aborted or still open transactions; read_uncommitted: every record, as soon as it is written"`
 }
 
 // DefaultInputConfig returns the defaults.
 func DefaultInputConfig() InputConfig {
-	return InputConfig{Start: "earliest", FetchMaxBytes: 16 * config.MiB, MaxPollRecords: 4096, CommitInterval: time.Second, ClientID: "weir"}
+	return InputConfig{Start: "earliest", FetchMaxBytes: 16 * config.MiB, MaxPollRecords: 4096, CommitInterval: time.Second, ClientID: "weir", Isolation: "read_committed"}
 }
 
 // Validate checks the settings that tags cannot.
@@ -82,6 +88,9 @@ func (c InputConfig) Validate() error {
 	if c.CommitInterval <= 0 {
 		errs = append(errs, &config.FieldError{Field: "commit_interval", Msg: "commit_interval is " + c.CommitInterval.String(), Expected: "a duration greater than zero"})
 	}
+	if c.Isolation != "read_committed" && c.Isolation != "read_uncommitted" {
+		errs = append(errs, &config.FieldError{Field: "isolation", Msg: fmt.Sprintf("isolation %q", c.Isolation), Expected: "read_committed or read_uncommitted"})
+	}
 	return errors.Join(errs...)
 }
 
@@ -110,6 +119,7 @@ type partState struct {
 	prog      lines.Progress
 	committed int64 // offset last committed to the group; -1 none
 	snap      int64 // offset recorded by the last Snapshot; -1 none
+	durable   int64 // offset of the last completed checkpoint; -1 none
 }
 
 var (
@@ -143,12 +153,17 @@ func (in *Input) connect() error {
 		t, _ := time.Parse(time.RFC3339, cfg.StartTime)
 		reset = kgo.NewOffset().AfterMilli(t.UnixMilli())
 	}
+	isolation := kgo.ReadCommitted() // franz-go's default is read_uncommitted
+	if cfg.Isolation == "read_uncommitted" {
+		isolation = kgo.ReadUncommitted()
+	}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics...),
 		kgo.ConsumeResetOffset(reset),
+		kgo.FetchIsolationLevel(isolation),
 		kgo.DisableAutoCommit(),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.FetchMaxBytes(int32(min(int64(cfg.FetchMaxBytes), 1<<30))),
@@ -168,7 +183,7 @@ func (in *Input) connect() error {
 func (in *Input) state(t tp) *partState {
 	ps := in.parts[t]
 	if ps == nil {
-		ps = &partState{committed: -1, snap: -1}
+		ps = &partState{committed: -1, snap: -1, durable: -1}
 		in.parts[t] = ps
 		if _, ok := in.ids[t]; !ok {
 			in.ids[t] = int32(len(in.ids))
@@ -259,8 +274,9 @@ func (in *Input) commit(ctx context.Context, only map[string][]int32) error {
 		}
 		c := ps.prog.Committed()
 		if in.env.Checkpointing {
-			// Only what a completed checkpoint covers.
-			c = lines.Position{Source: t.topic, Offset: ps.snap}
+			// Only what a completed checkpoint covers: a Snapshot
+			// whose checkpoint failed must not move the group.
+			c = lines.Position{Source: t.topic, Offset: ps.durable}
 		}
 		if c.Source == "" || c.Offset < 0 || c.Offset <= ps.committed {
 			continue
@@ -410,6 +426,11 @@ func (in *Input) Restore(_ context.Context, r runtime.StateReader) error {
 // Committed implements runtime.Stateful: the checkpointed offsets go to the
 // group too, for tools and for a start without the state directory.
 func (in *Input) Committed(ctx context.Context, _ uint64) error {
+	in.mu.Lock()
+	for _, ps := range in.parts {
+		ps.durable = ps.snap
+	}
+	in.mu.Unlock()
 	if err := in.commit(ctx, nil); err != nil {
 		in.log.Warn("kafka: commit of checkpointed offsets failed; the checkpoint holds them", slog.Any("err", err))
 	}

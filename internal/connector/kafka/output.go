@@ -27,12 +27,23 @@ type OutputConfig struct {
 	Linger             time.Duration `yaml:"linger" default:"5ms" doc:"how long a partition's batch may wait for more records"`
 	MaxBufferedRecords int           `yaml:"max_buffered_records" default:"100000" doc:"records held by the producer before Write blocks"`
 	ClientID           string        `yaml:"client_id" default:"weir" doc:"client id sent to the brokers"`
+	Guarantee          string        `yaml:"guarantee" enum:"at_least_once|exactly_once" default:"at_least_once" doc:"at_least_once: a record counts as written once the brokers have it, and a restart may write some again; exactly_once: the records between two checkpoints go in one Kafka transaction, committed once the checkpoint is durable (needs state.dir; consumers must read with isolation read_committed)"`
+	TransactionTimeout time.Duration `yaml:"transaction_timeout" default:"60s" doc:"with exactly_once, how long the broker lets a transaction stay open before it aborts it: more than the checkpoint interval plus a checkpoint's duration, and more than weir takes to restart after a crash; at most the broker's transaction.max.timeout.ms (15m by default)"`
+	TransactionalID    string        `yaml:"transactional_id" default:"" doc:"with exactly_once, the prefix of the transactional ids: instance i uses <prefix>-<i>-0 and <prefix>-<i>-1; default weir-<pipeline>-<node>. Keep it stable across restarts and unique to this output"`
+	OnLostTransaction  string        `yaml:"on_lost_transaction" enum:"fail|proceed" default:"fail" doc:"with checkpoints, what a start does when the transaction the last checkpoint recorded turns out to be aborted by the broker (its records are lost: the checkpoint's input positions are past them): fail, or proceed after logging the loss"`
 }
 
 // DefaultOutputConfig returns the defaults.
 func DefaultOutputConfig() OutputConfig {
-	return OutputConfig{Compression: "lz4", Linger: 5 * time.Millisecond, MaxBufferedRecords: 100000, ClientID: "weir"}
+	return OutputConfig{Compression: "lz4", Linger: 5 * time.Millisecond, MaxBufferedRecords: 100000, ClientID: "weir",
+		Guarantee: AtLeastOnce, TransactionTimeout: time.Minute, OnLostTransaction: "fail"}
 }
+
+// Delivery guarantees of the output.
+const (
+	AtLeastOnce = "at_least_once"
+	ExactlyOnce = "exactly_once"
+)
 
 // Validate checks the settings that tags cannot.
 func (c OutputConfig) Validate() error {
@@ -48,6 +59,22 @@ func (c OutputConfig) Validate() error {
 	}
 	if c.Linger < 0 {
 		errs = append(errs, &config.FieldError{Field: "linger", Msg: "linger is negative", Expected: "a duration of 0s or more"})
+	}
+	switch c.Guarantee {
+	case AtLeastOnce:
+		if c.TransactionalID != "" {
+			errs = append(errs, &config.FieldError{Field: "transactional_id", Msg: "transactional_id is set but guarantee is " + c.Guarantee, Expected: "guarantee: exactly_once"})
+		}
+	case ExactlyOnce:
+	default:
+		errs = append(errs, &config.FieldError{Field: "guarantee", Msg: fmt.Sprintf("guarantee %q", c.Guarantee), Expected: "at_least_once or exactly_once"})
+	}
+	if c.TransactionTimeout < time.Second || c.TransactionTimeout > 24*time.Hour {
+		errs = append(errs, &config.FieldError{Field: "transaction_timeout", Msg: "transaction_timeout is " + c.TransactionTimeout.String(), Expected: "a duration from 1s to 24h",
+			Hint: "it must exceed the checkpoint interval, and be at most the broker's transaction.max.timeout.ms"})
+	}
+	if c.OnLostTransaction != "fail" && c.OnLostTransaction != "proceed" {
+		errs = append(errs, &config.FieldError{Field: "on_lost_transaction", Msg: fmt.Sprintf("on_lost_transaction %q", c.OnLostTransaction), Expected: "fail or proceed"})
 	}
 	return errors.Join(errs...)
 }
@@ -104,23 +131,50 @@ func (sp *OutputSpec) New(env runtime.Env) (*Output, error) {
 // client does; without a key, sticky partitions), or the partition
 // expression's number; its headers become record headers. An event whose
 // key or partition cannot be computed follows the output's error policy.
+//
+// With guarantee at_least_once it produces with an idempotent producer.
+// With exactly_once it is transactional; txn.go has that protocol. Write,
+// Flush and Close run on the output's goroutine; Restore, Snapshot and
+// Committed on the checkpoint coordinator's. txMu serializes them.
 type Output struct {
 	cfg       OutputConfig
+	env       runtime.Env
 	log       *slog.Logger
-	cl        *kgo.Client
+	opts      []kgo.Opt // options of every producer client
 	key, part *expr.Program
 	rec       runtime.Record
+	exactly   bool
+	// stateKey is this instance's key in the node's checkpoint state.
+	stateKey []byte
 
-	mu  sync.Mutex
-	err error // the first produce error since the last Flush
+	txMu sync.Mutex // held by Write and Flush, and by the Stateful methods
+	// cl is the producer: at least once, the only client; exactly once,
+	// txn.clients[txn.cur] once that exists.
+	cl  *kgo.Client
+	txn txnState
+	// settled are the state keys whose transactions Restore settled and
+	// no Snapshot of this instance rewrites: the next checkpoint deletes
+	// them.
+	settled [][]byte
+
+	mu  sync.Mutex // taken by produce promises: never held while taking txMu
+	err error      // the first produce error since the last Flush
 }
 
-var _ runtime.Output = (*Output)(nil)
+var (
+	_ runtime.Output   = (*Output)(nil)
+	_ runtime.Stateful = (*Output)(nil)
+)
 
-// NewOutput returns a producer. It connects lazily.
+// NewOutput returns a producer. It connects lazily. With exactly_once the
+// pipeline must have checkpoints (runtime.Env.Checkpointing).
 func NewOutput(cfg OutputConfig, env runtime.Env) (*Output, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	exactly := cfg.Guarantee == ExactlyOnce
+	if exactly && !env.Checkpointing {
+		return nil, &config.FieldError{Field: "guarantee", Msg: "exactly_once needs checkpoints (the output commits one transaction per checkpoint) and the pipeline has none: set state.dir, or use guarantee: at_least_once"}
 	}
 	log := env.Logger
 	if log == nil {
@@ -130,20 +184,34 @@ func NewOutput(cfg OutputConfig, env runtime.Env) (*Output, error) {
 	if cfg.Partition != nil {
 		partitioner = kgo.ManualPartitioner()
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID(cfg.ClientID),
-		kgo.DefaultProduceTopic(cfg.Topic),
-		kgo.RecordPartitioner(partitioner),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerBatchCompression(codecs[cfg.Compression]),
-		kgo.ProducerLinger(cfg.Linger),
-		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
-	)
+	o := &Output{cfg: cfg, env: env, log: log, exactly: exactly,
+		stateKey: fmt.Appendf(nil, "%s%d", txnKeyPrefix, env.Instance),
+		opts: []kgo.Opt{
+			kgo.SeedBrokers(cfg.Brokers...),
+			kgo.ClientID(cfg.ClientID),
+			kgo.DefaultProduceTopic(cfg.Topic),
+			kgo.RecordPartitioner(partitioner),
+			kgo.RequiredAcks(kgo.AllISRAcks()),
+			kgo.ProducerBatchCompression(codecs[cfg.Compression]),
+			kgo.ProducerLinger(cfg.Linger),
+			kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
+		}}
+	if exactly {
+		prefix := cfg.TransactionalID
+		if prefix == "" {
+			prefix = "weir-" + env.Pipeline + "-" + env.Node
+		}
+		for slot := range o.txn.ids {
+			o.txn.ids[slot] = fmt.Sprintf("%s-%d-%d", prefix, env.Instance, slot)
+		}
+		return o, nil
+	}
+	cl, err := kgo.NewClient(o.opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
-	return &Output{cfg: cfg, log: log, cl: cl}, nil
+	o.cl = cl
+	return o, nil
 }
 
 func (o *Output) promise(_ *kgo.Record, err error) {
@@ -155,6 +223,15 @@ func (o *Output) promise(_ *kgo.Record, err error) {
 		o.err = err
 	}
 	o.mu.Unlock()
+}
+
+// takeErr returns and clears the first produce error since the last call.
+func (o *Output) takeErr() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	err := o.err
+	o.err = nil
+	return err
 }
 
 // Write hands the events to the producer (copies: the producer keeps them
@@ -211,31 +288,65 @@ func (o *Output) Write(ctx context.Context, evs []event.Event) error {
 			r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: append([]byte(nil), h.Value...)})
 		}
 	}
+	o.txMu.Lock()
+	defer o.txMu.Unlock()
+	cl := o.cl
+	if o.exactly {
+		var err error
+		if cl, err = o.beginLocked(); err != nil {
+			return err
+		}
+	}
 	for i := range recs {
-		o.cl.Produce(ctx, &recs[i], o.promise)
+		cl.Produce(ctx, &recs[i], o.promise)
 	}
 	return nil
 }
 
 // Flush waits until the broker acknowledged every record written, and
-// returns the first produce error since the last Flush.
+// returns the first produce error since the last Flush. With exactly_once
+// the records are in the open transaction: they count as written, and the
+// checkpoint that covers them commits it.
 func (o *Output) Flush(ctx context.Context) error {
+	o.txMu.Lock()
+	defer o.txMu.Unlock()
+	if o.cl == nil {
+		return nil
+	}
+	err := o.flushLocked(ctx)
+	if err != nil && o.exactly {
+		return o.breakLocked(err)
+	}
+	return err
+}
+
+func (o *Output) flushLocked(ctx context.Context) error {
 	if err := o.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("kafka: flush: %w", err)
 	}
-	o.mu.Lock()
-	err := o.err
-	o.err = nil
-	o.mu.Unlock()
-	if err != nil {
+	if err := o.takeErr(); err != nil {
 		return fmt.Errorf("kafka: produce to %s: %w", o.cfg.Topic, err)
 	}
 	return nil
 }
 
-// Close flushes and disconnects.
+// Close flushes and disconnects. With exactly_once, a transaction that no
+// checkpoint recorded is aborted (the inputs replay its records); one that
+// a Snapshot recorded is left to the next start, which commits it if that
+// checkpoint completed.
 func (o *Output) Close(ctx context.Context) error {
-	err := o.Flush(ctx)
-	o.cl.Close()
-	return err
+	o.txMu.Lock()
+	defer o.txMu.Unlock()
+	if !o.exactly {
+		err := o.flushLocked(ctx)
+		o.cl.Close()
+		return err
+	}
+	o.abortLocked(ctx)
+	for _, cl := range o.txn.clients {
+		if cl != nil {
+			cl.Close()
+		}
+	}
+	return nil
 }
