@@ -120,6 +120,10 @@ type partState struct {
 	committed int64 // offset last committed to the group; -1 none
 	snap      int64 // offset recorded by the last Snapshot; -1 none
 	durable   int64 // offset of the last completed checkpoint; -1 none
+	// end is the partition's end as the last fetch saw it (the last stable
+	// offset under read_committed, else the high watermark); first is the
+	// first offset read from it; -1 until known. For Lag.
+	end, first int64
 }
 
 var (
@@ -183,7 +187,7 @@ func (in *Input) connect() error {
 func (in *Input) state(t tp) *partState {
 	ps := in.parts[t]
 	if ps == nil {
-		ps = &partState{committed: -1, snap: -1, durable: -1}
+		ps = &partState{committed: -1, snap: -1, durable: -1, end: -1, first: -1}
 		in.parts[t] = ps
 		if _, ok := in.ids[t]; !ok {
 			in.ids[t] = int32(len(in.ids))
@@ -214,6 +218,7 @@ func (in *Input) Run(ctx context.Context, out runtime.Outlet) error {
 		}
 		var emitErr error
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			in.noteEnd(p)
 			if emitErr != nil || len(p.Records) == 0 {
 				return
 			}
@@ -237,6 +242,9 @@ func (in *Input) emit(ctx context.Context, out runtime.Outlet, p kgo.FetchTopicP
 	ps := in.state(t)
 	id := in.ids[t]
 	last := p.Records[len(p.Records)-1]
+	if ps.first < 0 {
+		ps.first = p.Records[0].Offset
+	}
 	ticket := ps.prog.Add(lines.Position{Source: p.Topic, Line: int64(p.Partition), Offset: last.Offset + 1})
 	in.mu.Unlock()
 	b := event.GetBatch()
@@ -371,6 +379,43 @@ func (in *Input) forget(parts map[string][]int32) {
 			delete(in.parts, tp{topic, p})
 		}
 	}
+}
+
+// noteEnd records the end offset a fetch reported for its partition.
+func (in *Input) noteEnd(p kgo.FetchTopicPartition) {
+	end := p.HighWatermark
+	if in.cfg.Isolation != "read_uncommitted" && p.LastStableOffset >= 0 {
+		end = p.LastStableOffset
+	}
+	if end < 0 {
+		return
+	}
+	in.mu.Lock()
+	in.state(tp{p.Topic, p.Partition}).end = end
+	in.mu.Unlock()
+}
+
+// Lag is what the control plane shows as the input's lag: over the
+// partitions assigned to this member, the end offset the last fetch saw
+// minus the offset up to which everything read is acknowledged.
+func (in *Input) Lag() int64 {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var lag int64
+	for _, ps := range in.parts {
+		if ps.end < 0 {
+			continue
+		}
+		acked := ps.prog.Committed().Offset
+		if acked == 0 && ps.first > 0 {
+			acked = ps.first // nothing acknowledged yet: from where it started
+		}
+		if ps.first < 0 {
+			acked = ps.end // nothing read: a fetch at the end
+		}
+		lag += max(ps.end-acked, 0)
+	}
+	return lag
 }
 
 // InFlight implements runtime.Drainer.

@@ -384,3 +384,43 @@ func TestStartAtTime(t *testing.T) {
 		t.Fatal("a bad start_time passed Validate")
 	}
 }
+
+// The input's lag is the partition end minus what is acknowledged: all of
+// it while the pipeline holds the records, none once they are written.
+func TestInputLag(t *testing.T) {
+	brokers := cluster(t, "in")
+	produce(t, brokers, "in", 0, 500)
+	cfg := kafka.DefaultInputConfig()
+	cfg.Brokers, cfg.Topics, cfg.Group = brokers, []string{"in"}, "lag"
+	in, err := kafka.NewInput(cfg, runtime.Env{Pipeline: "p", Node: "in"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &testkit.Outlet{ManualAck: true}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx, out) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		_ = in.Close(context.Background())
+	}()
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	if err := out.WaitEvents(wctx, 500); err != nil {
+		t.Fatal(err)
+	}
+	if lag := in.Lag(); lag != 500 {
+		t.Errorf("lag with every record read and none acknowledged = %d, want 500", lag)
+	}
+	out.Ack()
+	deadline := time.Now().Add(10 * time.Second)
+	for in.Lag() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("lag %d after every record was acknowledged, want 0", in.Lag())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
