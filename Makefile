@@ -84,3 +84,11 @@ clean:
 .PHONY: bench-collector
 bench-collector:
 	bash bench/peers/collector.sh
+
+# Restart with 1.1 GB of window state (the real binary, SIGKILLed, started
+# again): prints restart_ms and the RSS while building, holding and after
+# the restart (not part of make test; a 20 MB version is).
+.PHONY: bench-restart
+bench-restart:
+	WEIR_RESTART_STATE_MB=$${WEIR_RESTART_STATE_MB:-1100} WEIR_RESTART_CACHE=$${WEIR_RESTART_CACHE:-64MiB} \
+	  $(GO) test -count 1 -timeout 60m -run TestRestartWithLargeWindowState -v ./bench/restart/

@@ -67,3 +67,35 @@ type Stateful interface {
 type Drainer interface {
 	InFlight() int
 }
+
+// Scratch is a component's working space in the state store, for state
+// that does not fit in memory between checkpoints (a window operator spills
+// the windows its cache evicts there). Its keys are those of the
+// component's checkpointed key space (the node's, shared by its
+// instances). Reads see what was written to the node's scratch over the
+// last completed checkpoint: Get and Scan of a key deleted in the scratch
+// find nothing. Writes are not synced and belong to no checkpoint until the
+// next one takes them: every checkpoint moves everything in a node's
+// scratch into its checkpointed state, in its one atomic write and before
+// the node's Snapshot writes (which therefore win over the scratch's), and
+// empties the scratch. A start, after a crash too, begins with the scratch
+// empty, so what was written after the last completed checkpoint is gone.
+//
+// Threading: a node's instances share one Scratch, safe for concurrent
+// use. A checkpoint moves the scratch while operators are stopped; a
+// component that is not an operator must not write to it during Snapshot
+// of another instance of its node.
+type Scratch interface {
+	StateReader
+	Set(key, value []byte) error
+	Delete(key []byte) error
+}
+
+// ScratchOpener is implemented by the StateReader a component gets in
+// Restore when the store offers scratch space (internal/state does).
+// Scratch returns the handle on the node's scratch; the reader and the
+// handle stay usable for the life of the pipeline, reading the last
+// completed checkpoint as it moves on.
+type ScratchOpener interface {
+	Scratch() Scratch
+}

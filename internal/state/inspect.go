@@ -82,7 +82,7 @@ func (s *Store) checkKeys() error {
 		if !ok {
 			break
 		}
-		if k := it.Key(); len(k) < 2 || k[1] != 0 || !strings.ContainsRune("smh", rune(k[0])) {
+		if k := it.Key(); len(k) < 2 || k[1] != 0 || !strings.ContainsRune("smht", rune(k[0])) {
 			return fmt.Errorf("state: %s holds a Pebble database that weir did not write (key %q): %w", s.dir, k, ErrNoStore)
 		}
 	}

@@ -6,11 +6,19 @@
 // A checkpoint is one Pebble batch committed with fsync: either all of its
 // components' writes and its checkpoint record are durable, or none is. The
 // store only ever holds completed checkpoints; reading it is reading the last
-// one.
+// one. Besides them, a node may hold a scratch space (Scratch): state spilled
+// from memory since the last checkpoint, written without sync. The next
+// checkpoint moves it into the node's state in its one synced batch; a
+// start deletes it, so a crash forgets it with everything else that came
+// after the last checkpoint.
 //
 // Key layout (all keys start with a one-byte tag):
 //
 //	"s" 0x00 <node> 0x00 <component key>   component state, per node
+//	"t" 0x00 <node> 0x00 <component key>   scratch (runtime.Scratch): a tag
+//	                                       byte ('v' value, 'd' deleted), then
+//	                                       the value; moved into "s" by the
+//	                                       next checkpoint, deleted at a start
 //	"m" 0x00 "last"                        the last completed checkpoint (JSON)
 //	"h" 0x00 <id, 8 bytes big-endian>      history of completed checkpoints (JSON)
 //
@@ -37,6 +45,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -82,6 +91,9 @@ type Store struct {
 	mu   sync.Mutex
 	last Checkpoint
 	has  bool
+	// scratches are the scratch handles by node, flushed before a
+	// checkpoint moves the node's scratch.
+	scratches map[string]*Scratch
 }
 
 // Open opens (creating if needed) the store in dir. Pebble locks the
@@ -99,11 +111,22 @@ func openWith(dir string, logger *slog.Logger, opts *pebble.Options) (*Store, er
 		logger = slog.New(slog.DiscardHandler)
 	}
 	opts.Logger = pebbleLogger{logger.With(slog.String("component", "state"))}
+	if opts.Levels[0].FilterPolicy == nil {
+		// Lookups of windows that were never spilled are the common case:
+		// bloom filters answer most of them without reading a block.
+		opts.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
 	s := &Store{db: db, dir: dir}
+	if !opts.ReadOnly {
+		if err := s.clearScratch(); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+	}
 	v, closer, err := db.Get(lastKey)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -192,14 +215,19 @@ func prefixEnd(p []byte) []byte {
 	return nil
 }
 
-// Reader reads node's state as of the last completed checkpoint.
+// Reader reads node's state as of the last completed checkpoint; its
+// Scratch method opens the node's scratch space.
 func (s *Store) Reader(node string) *Reader {
-	return &Reader{db: s.db, prefix: nsPrefix(node)}
+	return &Reader{s: s, db: s.db, node: node, prefix: nsPrefix(node)}
 }
 
-// Reader reads one node's state. It implements runtime.StateReader.
+// Reader reads one node's state. It implements runtime.StateReader and
+// runtime.ScratchOpener. It reads the database as it is, so after further
+// checkpoints it reads the latest.
 type Reader struct {
+	s      *Store
 	db     *pebble.DB
+	node   string
 	prefix []byte
 }
 
@@ -268,6 +296,7 @@ func (t *Txn) Writer(node string) *Writer {
 		}
 		nw = &NodeWrite{Node: node}
 		t.nodes[node] = nw
+		t.moveScratch(node, nw)
 	}
 	return &Writer{t: t, prefix: nsPrefix(node), n: nw}
 }

@@ -36,7 +36,10 @@ var crashPoints = []string{
 // every 20 ms) and kills it with SIGKILL at
 // every crash point in turn and at random times, restarting it each time
 // from its checkpoint, until it finishes. Its published output must be
-// identical, line for line, to that of a run without faults.
+// identical, line for line, to that of a run without faults. The faulty
+// runs give the sliding window no cache (cache_bytes: 0), so every one of
+// its windows is spilled to the state store after each batch and read
+// back, and restored lazily, while the reference keeps them in memory.
 func TestWindowCrashes(t *testing.T) {
 	dir := t.TempDir()
 	logDir := filepath.Join(dir, "log")
@@ -54,7 +57,7 @@ outputs:
 		t.Fatalf("writing the log: %v\n%s", err, out)
 	}
 
-	pipeline := func(name string) (cfg, out string) {
+	pipeline := func(name, cache string) (cfg, out string) {
 		out = filepath.Join(dir, name, "out")
 		cfg = filepath.Join(dir, name+".yaml")
 		must(t, os.WriteFile(cfg, fmt.Appendf(nil, `
@@ -73,6 +76,7 @@ processors:
     window: sliding
     size: 2s
     slide: 500ms
+    cache_bytes: %s
     aggregates:
       n: count()
       users: count_distinct(user_id)
@@ -103,11 +107,11 @@ processors:
     upper: 2s
 outputs:
   out: {type: file, from: [per_type, sessions, click_then_buy], dir: %s, rotate_bytes: 8KiB}
-`, filepath.Join(dir, name, "state"), logDir, name, out), 0o644))
+`, filepath.Join(dir, name, "state"), logDir, name, cache, out), 0o644))
 		return cfg, out
 	}
 
-	refCfg, refOut := pipeline("reference")
+	refCfg, refOut := pipeline("reference", "64MiB")
 	if out, err := exec.Command(weirBin, "run", refCfg).CombinedOutput(); err != nil {
 		t.Fatalf("reference run: %v\n%s", err, out)
 	}
@@ -116,7 +120,7 @@ outputs:
 		t.Fatalf("reference output has only %d lines", len(want))
 	}
 
-	cfg, out := pipeline("faulty")
+	cfg, out := pipeline("faulty", "0")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	hit := map[string]bool{}
 	runs, kills, randomKills := 0, 0, 0

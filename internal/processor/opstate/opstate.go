@@ -93,3 +93,27 @@ func Restore(rd runtime.StateReader, what string, fn func(kind byte, key, value 
 	})
 	return wm, err
 }
+
+// InstanceKey appends to dst the start of a key of kind in instance's
+// range (another instance's, when migrating records between ranges).
+func InstanceKey(dst []byte, instance int, kind byte) []byte {
+	return append(prefix(dst, instance), kind)
+}
+
+// Instance returns the instance of a key in the layout.
+func Instance(key []byte) int { return int(binary.BigEndian.Uint16(key)) }
+
+// Owner returns the instance that owns a record of key at the current
+// parallelism.
+func (r Range) Owner(key []byte) int {
+	if !r.keyed {
+		return 0
+	}
+	return int(runtime.KeyHash(key) % uint64(r.parallelism))
+}
+
+// Instance is this range's instance.
+func (r Range) Instance() int { return r.instance }
+
+// Parallelism is the number of instances.
+func (r Range) Parallelism() int { return r.parallelism }

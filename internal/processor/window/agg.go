@@ -14,27 +14,29 @@ import (
 )
 
 // acc is the state of one aggregate in one window. Exported fields are its
-// checkpointed form (encoding/json).
+// checkpointed form (encodeAcc); mem is the heap memory its variable parts
+// take, roughly, kept up to date as it changes.
 type acc struct {
-	N int64 `json:"n,omitempty"` // values seen (count, avg)
+	mem int
+	N   int64 // values seen (count, avg)
 	// Sum: SumI while every value is an integer, else SumF.
-	SumI  int64   `json:"si,omitempty"`
-	SumF  float64 `json:"sf,omitempty"`
-	Float bool    `json:"f,omitempty"`
+	SumI  int64
+	SumF  float64
+	Float bool
 	// Best is the min, max, first or last value (raw JSON), BestT the
 	// event time of first/last.
-	Best  string `json:"b,omitempty"`
-	BestT int64  `json:"bt,omitempty"`
-	HasB  bool   `json:"hb,omitempty"`
+	Best  string
+	BestT int64
+	HasB  bool
 	bestV jsondoc.Value
 	// Counts per distinct value (raw JSON): count_distinct and top_k.
-	Counts map[string]int64 `json:"c,omitempty"`
+	Counts map[string]int64
 	// HLL registers (approx_count_distinct).
-	HLL []byte `json:"h,omitempty"`
+	HLL []byte
 	// List holds collected values (raw JSON).
-	List []string `json:"l,omitempty"`
+	List []string
 	// By is the ordering value (raw JSON) of Best for max_by and min_by.
-	By  string `json:"by,omitempty"`
+	By  string
 	byV jsondoc.Value
 }
 
@@ -58,7 +60,9 @@ func (a *acc) add(s *aggSpec, v, by jsondoc.Value, t int64, scratch []byte) []by
 			}
 		}
 		a.setBest(v, t, scratch)
+		old := len(a.By)
 		a.By = string(jsondoc.AppendValue(scratch[:0], by))
+		a.mem += len(a.By) - old
 		a.byV = jsondoc.Value{}
 		return scratch
 	}
@@ -106,8 +110,14 @@ func (a *acc) add(s *aggSpec, v, by jsondoc.Value, t int64, scratch []byte) []by
 		scratch = jsondoc.AppendValue(scratch[:0], v)
 		if a.Counts == nil {
 			a.Counts = map[string]int64{}
+			a.mem += mapBytes
 		}
-		a.Counts[string(scratch)]++
+		if n, ok := a.Counts[string(scratch)]; ok {
+			a.Counts[string(scratch)] = n + 1
+			break
+		}
+		a.Counts[string(scratch)] = 1
+		a.mem += len(scratch) + mapEntryBytes
 	case aggApproxDistinct:
 		scratch = jsondoc.AppendValue(scratch[:0], v)
 		a.hllAdd(xxhash.Sum64(scratch))
@@ -115,6 +125,7 @@ func (a *acc) add(s *aggSpec, v, by jsondoc.Value, t int64, scratch []byte) []by
 		if len(a.List) < s.n {
 			scratch = jsondoc.AppendValue(scratch[:0], v)
 			a.List = append(a.List, string(scratch))
+			a.mem += len(scratch) + stringBytes
 		}
 	}
 	return scratch
@@ -129,7 +140,9 @@ func addInt(a, b int64) (int64, bool) {
 }
 
 func (a *acc) setBest(v jsondoc.Value, t int64, scratch []byte) {
+	old := len(a.Best)
 	a.Best = string(jsondoc.AppendValue(scratch[:0], v))
+	a.mem += len(a.Best) - old
 	a.BestT, a.HasB = t, true
 	a.bestV = jsondoc.Value{}
 }
@@ -199,6 +212,7 @@ func compareValues(x, y jsondoc.Value) (int, bool) {
 func (a *acc) hllAdd(h uint64) {
 	if a.HLL == nil {
 		a.HLL = make([]byte, 1<<hllP)
+		a.mem += len(a.HLL)
 	}
 	idx := h >> (64 - hllP)
 	rank := byte(bits.LeadingZeros64(h<<hllP|1<<(hllP-1)) + 1)
@@ -226,8 +240,31 @@ func (a *acc) hllEstimate() int64 {
 	return int64(est + 0.5)
 }
 
+// Rough heap costs of an acc's parts, for the cache's byte bound.
+const (
+	mapBytes      = 256 // an empty map with its first group of slots
+	mapEntryBytes = 48  // a map entry with its string header and count
+	stringBytes   = 24  // a string header in a slice, with room to grow
+)
+
+// footprint computes mem from scratch.
+func (a *acc) footprint() int {
+	n := len(a.Best) + len(a.By) + len(a.HLL)
+	if a.Counts != nil {
+		n += mapBytes
+	}
+	for k := range a.Counts {
+		n += len(k) + mapEntryBytes
+	}
+	for _, v := range a.List {
+		n += len(v) + stringBytes
+	}
+	return n
+}
+
 // merge folds b into a (session windows merging).
 func (a *acc) merge(s *aggSpec, b *acc) {
+	defer func() { a.mem = a.footprint() }()
 	switch s.fn {
 	case aggCount:
 		a.N += b.N

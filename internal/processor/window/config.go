@@ -38,11 +38,12 @@ type Config struct {
 	EarlyFire       time.Duration               `yaml:"early_fire" default:"0s" doc:"emit updating results of open windows this often (processing time), each with final: false; 0 emits only final results"`
 	Aggregates      config.Ordered[config.Expr] `yaml:"aggregates" required:"true" doc:"output field to aggregate: count(), sum(x), min(x), max(x), avg(x), count_distinct(x), approx_count_distinct(x), top_k(x, k), first(x), last(x), max_by(x, y), min_by(x, y), collect(x, limit)"`
 	KeyField        string                      `yaml:"key_field" default:"key" doc:"name of the output field holding the key (set by key_by)"`
+	CacheBytes      config.ByteSize             `yaml:"cache_bytes" default:"64MiB" doc:"memory for open windows, shared by the node's instances (an estimate of their size); with state.dir, the windows used least recently beyond it wait in the state store and are read back when an event or the watermark reaches them. Session windows always stay in memory"`
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Time: "event", KeyField: "key"}
+	return Config{Time: "event", KeyField: "key", CacheBytes: 64 * config.MiB}
 }
 
 // Window is a compiled window configuration; New makes its instances.
@@ -55,6 +56,7 @@ type Window struct {
 	earlyFire       int64
 	aggs            []aggSpec
 	keyField        string
+	cacheBytes      int64
 }
 
 type kind uint8
@@ -73,7 +75,8 @@ func Compile(cfg Config, field string, pos func(key string) config.Pos) (*Window
 		errs.Add(&config.Error{Pos: pos(key), Field: field + "." + key, Msg: msg, Expected: expected, Hint: hint})
 	}
 	w := &Window{size: int64(cfg.Size), slide: int64(cfg.Slide), gap: int64(cfg.Gap), processing: cfg.Time == "processing",
-		allowedLateness: int64(cfg.AllowedLateness), earlyFire: int64(cfg.EarlyFire), keyField: cfg.KeyField}
+		allowedLateness: int64(cfg.AllowedLateness), earlyFire: int64(cfg.EarlyFire), keyField: cfg.KeyField,
+		cacheBytes: int64(cfg.CacheBytes)}
 	switch cfg.Window {
 	case "tumbling":
 		w.kind = tumbling
@@ -106,6 +109,9 @@ func Compile(cfg Config, field string, pos func(key string) config.Pos) (*Window
 	}
 	if cfg.EarlyFire < 0 {
 		bad("early_fire", "early_fire is negative", "a duration of 0s or more", "")
+	}
+	if cfg.CacheBytes < 0 {
+		bad("cache_bytes", "cache_bytes is negative", "a byte size, e.g. 64MiB", "")
 	}
 	if cfg.KeyField == "" {
 		bad("key_field", "key_field is empty", "an output field name", "")
