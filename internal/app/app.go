@@ -144,7 +144,7 @@ func (l *Loaded) OpenState(logger *slog.Logger) (runtime.StateStore, func() erro
 	if l.Config.State.Dir == "" {
 		return nil, func() error { return nil }, nil
 	}
-	s, err := state.Open(l.Config.State.Dir, logger)
+	s, err := state.OpenOptions(l.Config.State.Dir, logger, state.Options{BlockCache: int64(l.Config.State.BlockCache)})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -73,6 +73,7 @@ type Runtime struct {
 	QueueBytes      ByteSize      `yaml:"queue_bytes" default:"16MiB" doc:"bound of each queue between stages, in bytes"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"30s" doc:"how long a stop waits for events in flight"`
 	GCPercent       int           `yaml:"gc_percent" default:"300" doc:"Go garbage collector target (GOGC): heap growth over the live heap, in percent, before a collection. weir's live heap is small and bounded (queues are bounded), so collecting less often buys throughput for little memory. The GOGC environment variable, when set, wins."`
+	MemoryLimit     ByteSize      `yaml:"memory_limit" default:"0" doc:"soft limit on the process's memory (Go's GOMEMLIMIT): near it the garbage collector runs as often as needed to stay under it, whatever gc_percent says. Set it to what the process may use (say 80% of a container's limit); 0 means no limit. The GOMEMLIMIT environment variable, when set, wins."`
 }
 
 // Validate checks that every setting is positive.
@@ -91,6 +92,9 @@ func (r Runtime) Validate() error {
 	check(r.QueueBytes <= 0, "queue_bytes", r.QueueBytes.String(), "a byte size", def.QueueBytes.String())
 	check(r.ShutdownTimeout <= 0, "shutdown_timeout", r.ShutdownTimeout.String(), "a duration", def.ShutdownTimeout.String())
 	check(r.GCPercent <= 0, "gc_percent", strconv.Itoa(r.GCPercent), "an integer", strconv.Itoa(def.GCPercent))
+	if r.MemoryLimit < 0 {
+		errs.Add(&Error{Field: "memory_limit", Msg: "memory_limit is negative", Expected: "a byte size such as 512MiB, or 0 for no limit"})
+	}
 	return errs.Err()
 }
 
@@ -211,10 +215,14 @@ type fileSpec struct {
 type State struct {
 	Dir                string        `yaml:"dir" default:"" doc:"directory of the embedded state store (Pebble); empty turns checkpoints off. With it, input positions, operator state (dedup) and output files are checkpointed together, and a restart resumes from the last checkpoint."`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval" default:"10s" doc:"how often a checkpoint is taken (and once at a clean stop)"`
+	BlockCache         ByteSize      `yaml:"block_cache" default:"64MiB" doc:"memory for the state store's block cache (recently read blocks of its tables): reads of state that operators keep beyond their own caches (window cache_bytes) hit it before the disk"`
 }
 
 // Validate checks the interval.
 func (s State) Validate() error {
+	if s.BlockCache < 0 {
+		return &Error{Field: "block_cache", Msg: "block_cache is negative", Expected: "a byte size such as 64MiB", Hint: "leave it out for the default, 64MiB"}
+	}
 	if s.CheckpointInterval <= 0 {
 		return &Error{Field: "checkpoint_interval", Msg: "checkpoint_interval is " + s.CheckpointInterval.String(), Expected: "a duration greater than zero", Hint: "leave it out for the default, 10s"}
 	}
@@ -242,7 +250,7 @@ func defaultSpec() fileSpec {
 		Logging: Logging{Level: "info", Format: "text"},
 		Status:  "auto",
 		Runtime: DefaultRuntime(),
-		State:   State{CheckpointInterval: 10 * time.Second},
+		State:   State{CheckpointInterval: 10 * time.Second, BlockCache: 64 * MiB},
 	}
 }
 

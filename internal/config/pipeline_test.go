@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -125,7 +126,9 @@ func TestDefaultTags(t *testing.T) {
 		"runtime.queue_bytes":             spec.Runtime.QueueBytes.String(),
 		"runtime.shutdown_timeout":        spec.Runtime.ShutdownTimeout.String(),
 		"state.checkpoint_interval":       spec.State.CheckpointInterval.String(),
+		"state.block_cache":               spec.State.BlockCache.String(),
 		"runtime.gc_percent":              "300",
+		"runtime.memory_limit":            strconv.FormatInt(int64(spec.Runtime.MemoryLimit), 10),
 		"parallelism":                     "1",
 		"on_error":                        node.OnError,
 		"event_time.unit":                 node.EventTime.Unit,

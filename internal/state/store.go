@@ -96,14 +96,36 @@ type Store struct {
 	scratches map[string]*Scratch
 }
 
+// DefaultBlockCache is the size of Pebble's block cache unless Options say
+// otherwise.
+const DefaultBlockCache = 64 << 20
+
+// Options tune the store; the zero value takes the defaults.
+type Options struct {
+	// BlockCache is the size of Pebble's block cache: recently read data,
+	// index and filter blocks of the store's tables. Reads of operator
+	// state beyond the operators' own caches hit it before the disk.
+	// 0 means DefaultBlockCache.
+	BlockCache int64
+}
+
 // Open opens (creating if needed) the store in dir. Pebble locks the
 // directory: a second process opening it fails.
 func Open(dir string, logger *slog.Logger) (*Store, error) {
-	return open(dir, logger, vfs.Default)
+	return OpenOptions(dir, logger, Options{})
+}
+
+// OpenOptions is Open with options.
+func OpenOptions(dir string, logger *slog.Logger, o Options) (*Store, error) {
+	cache := o.BlockCache
+	if cache <= 0 {
+		cache = DefaultBlockCache
+	}
+	return openWith(dir, logger, &pebble.Options{FS: vfs.Default, CacheSize: cache})
 }
 
 func open(dir string, logger *slog.Logger, fs vfs.FS) (*Store, error) {
-	return openWith(dir, logger, &pebble.Options{FS: fs})
+	return openWith(dir, logger, &pebble.Options{FS: fs, CacheSize: DefaultBlockCache})
 }
 
 func openWith(dir string, logger *slog.Logger, opts *pebble.Options) (*Store, error) {
