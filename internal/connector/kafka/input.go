@@ -13,7 +13,10 @@
 // The output produces with an idempotent producer, acks from all in-sync
 // replicas, and acknowledges events only after the broker did (Flush).
 // With guarantee exactly_once it writes one transaction per checkpoint and
-// commits it once the checkpoint is durable (txn.go has the protocol).
+// commits it once the checkpoint is durable (txn.go has the protocol);
+// it then also commits the offsets of its pipeline's kafka inputs in the
+// transaction, and those inputs start partitions at the group's offsets
+// (link.go), so that partitions can move between processes exactly once.
 //
 // Threading: Run, Write, Flush and Close are called by one goroutine per
 // instance, Restore, Snapshot and Committed by the checkpoint coordinator's;
@@ -53,11 +56,18 @@ type InputConfig struct {
 	CommitInterval time.Duration   `yaml:"commit_interval" default:"1s" doc:"how often acknowledged offsets are committed to the group (and at a rebalance and a clean stop)"`
 	ClientID       string          `yaml:"client_id" default:"weir" doc:"client id sent to the brokers"`
 	Isolation      string          `yaml:"isolation" enum:"read_committed|read_uncommitted" default:"read_committed" doc:"read_committed: only records of committed transactions (and non-transactional ones), never those of aborted or still open transactions; read_uncommitted: every record, as soon as it is written"`
+	// Failover: how fast the group notices a dead member and moves its
+	// partitions (Kafka's defaults).
+	SessionTimeout    time.Duration `yaml:"session_timeout" default:"45s" doc:"how long the group coordinator waits for a heartbeat before it declares a member dead and gives its partitions to others (within the broker's group.min/max.session.timeout.ms, 6s-30m by default)"`
+	RebalanceTimeout  time.Duration `yaml:"rebalance_timeout" default:"1m" doc:"how long a member may take to rejoin during a rebalance; with exactly_once it must exceed the checkpoint interval plus a checkpoint's duration (a member gives up a partition only once a checkpoint covers it)"`
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval" default:"3s" doc:"how often a member heartbeats; at most a third of session_timeout"`
+	InstanceID        string        `yaml:"instance_id" default:"" doc:"static group membership (KIP-345): a member that restarts within session_timeout with the same id gets its partitions back without a rebalance. Unique per process and instance; instance i of the input uses <instance_id>-<i>"`
 }
 
 // DefaultInputConfig returns the defaults.
 func DefaultInputConfig() InputConfig {
-	return InputConfig{Start: "earliest", FetchMaxBytes: 16 * config.MiB, MaxPollRecords: 4096, CommitInterval: time.Second, ClientID: "weir", Isolation: "read_committed"}
+	return InputConfig{Start: "earliest", FetchMaxBytes: 16 * config.MiB, MaxPollRecords: 4096, CommitInterval: time.Second, ClientID: "weir", Isolation: "read_committed",
+		SessionTimeout: 45 * time.Second, RebalanceTimeout: time.Minute, HeartbeatInterval: 3 * time.Second}
 }
 
 // Validate checks the settings that tags cannot.
@@ -91,6 +101,15 @@ func (c InputConfig) Validate() error {
 	if c.Isolation != "read_committed" && c.Isolation != "read_uncommitted" {
 		errs = append(errs, &config.FieldError{Field: "isolation", Msg: fmt.Sprintf("isolation %q", c.Isolation), Expected: "read_committed or read_uncommitted"})
 	}
+	if c.SessionTimeout < time.Second {
+		errs = append(errs, &config.FieldError{Field: "session_timeout", Msg: "session_timeout is " + c.SessionTimeout.String(), Expected: "at least 1s (brokers refuse less than group.min.session.timeout.ms, 6s by default)"})
+	}
+	if c.HeartbeatInterval <= 0 || c.HeartbeatInterval > c.SessionTimeout/3 {
+		errs = append(errs, &config.FieldError{Field: "heartbeat_interval", Msg: "heartbeat_interval is " + c.HeartbeatInterval.String(), Expected: "more than zero and at most a third of session_timeout (" + c.SessionTimeout.String() + ")"})
+	}
+	if c.RebalanceTimeout < time.Second {
+		errs = append(errs, &config.FieldError{Field: "rebalance_timeout", Msg: "rebalance_timeout is " + c.RebalanceTimeout.String(), Expected: "at least 1s", Hint: "with exactly_once, more than the checkpoint interval plus a checkpoint's duration"})
+	}
 	return errors.Join(errs...)
 }
 
@@ -105,8 +124,26 @@ type Input struct {
 	parts map[tp]*partState
 	ids   map[tp]int32 // partition ids for watermarks, stable for the run
 	// restored are the offsets of the last checkpoint (with checkpoints):
-	// a partition assigned to this member starts there.
+	// a partition assigned to this member starts there, unless linked.
 	restored map[tp]int64
+	// linked: an exactly_once output commits this input's offsets in its
+	// transactions (link.go); fixed by Restore, before any other goroutine
+	// reads it.
+	linked bool
+	// owned are the partitions assigned and not being revoked; with
+	// linked, records of others are not emitted.
+	owned map[tp]bool
+	// ckpt is closed, and replaced, at each completed checkpoint
+	// (Committed): revocations wait on it.
+	ckpt chan struct{}
+	// closing is closed by Close: waits end.
+	closing chan struct{}
+	// tainted, with linked, is why the open transaction must not commit:
+	// a partition was lost with records emitted that no checkpoint covers.
+	tainted error
+
+	// link is this input's entry in the registry (links.mu guards it).
+	link linkState
 }
 
 type tp struct {
@@ -118,6 +155,7 @@ type tp struct {
 type partState struct {
 	prog      lines.Progress
 	committed int64 // offset last committed to the group; -1 none
+	revoking  bool  // linked: being revoked, nothing more is emitted
 	snap      int64 // offset recorded by the last Snapshot; -1 none
 	durable   int64 // offset of the last completed checkpoint; -1 none
 	// end is the partition's end as the last fetch saw it (the last stable
@@ -142,7 +180,10 @@ func NewInput(cfg InputConfig, env runtime.Env) (*Input, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Input{cfg: cfg, env: env, log: log, parts: map[tp]*partState{}, ids: map[tp]int32{}}, nil
+	in := &Input{cfg: cfg, env: env, log: log, parts: map[tp]*partState{}, ids: map[tp]int32{}, owned: map[tp]bool{},
+		ckpt: make(chan struct{}), closing: make(chan struct{})}
+	links.addInput(in)
+	return in, nil
 }
 
 // connect creates the client, which joins the group: in Run, after
@@ -161,7 +202,7 @@ func (in *Input) connect() error {
 	if cfg.Isolation == "read_uncommitted" {
 		isolation = kgo.ReadUncommitted()
 	}
-	cl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
 		kgo.ConsumerGroup(cfg.Group),
@@ -174,7 +215,14 @@ func (in *Input) connect() error {
 		kgo.OnPartitionsAssigned(in.assigned),
 		kgo.OnPartitionsRevoked(in.revoked),
 		kgo.OnPartitionsLost(in.lost),
-	)
+		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
+		kgo.HeartbeatInterval(cfg.HeartbeatInterval),
+	}
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(fmt.Sprintf("%s-%d", cfg.InstanceID, in.env.Instance)))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
@@ -182,6 +230,57 @@ func (in *Input) connect() error {
 	in.cl = cl
 	in.mu.Unlock()
 	return nil
+}
+
+// groupMember is what a linked input hands its committer at a checkpoint's
+// cut: the acknowledged offsets of its partitions, and who it is in the
+// group (a stale generation makes the transaction fail).
+type groupMember struct {
+	group, member string
+	instanceID    *string
+	generation    int32
+	offsets       map[string]map[int32]int64
+}
+
+// cut returns the input's positions at a checkpoint's cut (every emitted
+// batch is acknowledged), for the output's transaction; ok is false when
+// it has none. It fails when a partition was lost with records that no
+// checkpoint covers: they are in the open transaction, which must abort.
+func (in *Input) cut() (m groupMember, ok bool, err error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.tainted != nil {
+		return m, false, in.tainted
+	}
+	if in.cl == nil {
+		return m, false, nil
+	}
+	for t, ps := range in.parts {
+		c := ps.prog.Committed()
+		if c.Source == "" {
+			continue
+		}
+		if m.offsets == nil {
+			m.offsets = map[string]map[int32]int64{}
+		}
+		if m.offsets[t.topic] == nil {
+			m.offsets[t.topic] = map[int32]int64{}
+		}
+		m.offsets[t.topic][t.part] = c.Offset
+	}
+	if m.offsets == nil {
+		return m, false, nil
+	}
+	m.group = in.cfg.Group
+	m.member, m.generation = in.cl.GroupMetadata()
+	if in.cfg.InstanceID != "" {
+		id := fmt.Sprintf("%s-%d", in.cfg.InstanceID, in.env.Instance)
+		m.instanceID = &id
+	}
+	if m.generation < 0 {
+		return m, false, fmt.Errorf("kafka input %q: not a member of group %q at the checkpoint, with records read: the transaction cannot carry their offsets", in.env.Node, in.cfg.Group)
+	}
+	return m, true, nil
 }
 
 func (in *Input) state(t tp) *partState {
@@ -239,6 +338,12 @@ func (in *Input) Run(ctx context.Context, out runtime.Outlet) error {
 func (in *Input) emit(ctx context.Context, out runtime.Outlet, p kgo.FetchTopicPartition) error {
 	t := tp{p.Topic, p.Partition}
 	in.mu.Lock()
+	if in.linked && !in.owned[t] {
+		// Revoked or lost since the fetch: the next owner reads these
+		// records from the group's offset.
+		in.mu.Unlock()
+		return nil
+	}
 	ps := in.state(t)
 	id := in.ids[t]
 	last := p.Records[len(p.Records)-1]
@@ -335,13 +440,19 @@ func contains(ps []int32, p int32) bool {
 }
 
 // assigned starts partitions that the last checkpoint has a position for
-// at that position.
+// at that position; linked, they start at the group's committed offsets.
 func (in *Input) assigned(_ context.Context, cl *kgo.Client, parts map[string][]int32) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	_, gen := cl.GroupMetadata()
+	in.log.Info("kafka: partitions assigned", slog.String("group", in.cfg.Group), slog.Int("generation", int(gen)), slog.Int("partitions", count(parts)))
 	set := map[string]map[int32]kgo.EpochOffset{}
 	for topic, ps := range parts {
 		for _, p := range ps {
+			in.owned[tp{topic, p}] = true
+			if in.linked {
+				continue
+			}
 			off, ok := in.restored[tp{topic, p}]
 			if !ok {
 				continue
@@ -359,15 +470,104 @@ func (in *Input) assigned(_ context.Context, cl *kgo.Client, parts map[string][]
 
 // revoked commits what is acknowledged of partitions leaving this member,
 // then forgets them: records still in flight from them will be read again
-// by their next owner (at least once).
+// by their next owner (at least once). Linked, it emits nothing more from
+// them and waits until a checkpoint covers everything emitted from them:
+// their offsets are then in a transaction with the records derived from
+// them, and the next owner starts there (it waits for that transaction to
+// end: require_stable).
 func (in *Input) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	if err := in.commit(ctx, revoked); err != nil {
-		in.log.Warn("kafka: commit at rebalance failed", slog.Any("err", err))
+	if n := count(revoked); n > 0 {
+		in.log.Info("kafka: partitions revoked", slog.String("group", in.cfg.Group), slog.Int("partitions", n))
+	}
+	if !in.linked {
+		if err := in.commit(ctx, revoked); err != nil {
+			in.log.Warn("kafka: commit at rebalance failed", slog.Any("err", err))
+		}
+		in.forget(revoked)
+		return
+	}
+	in.mu.Lock()
+	for topic, ps := range revoked {
+		for _, p := range ps {
+			t := tp{topic, p}
+			delete(in.owned, t)
+			if st := in.parts[t]; st != nil {
+				st.revoking = true
+			}
+		}
+	}
+	in.mu.Unlock()
+	if err := in.awaitCovered(ctx, revoked); err != nil {
+		in.mu.Lock()
+		if in.tainted == nil {
+			in.tainted = err
+		}
+		in.mu.Unlock()
 	}
 	in.forget(revoked)
 }
 
+// awaitCovered waits until a completed checkpoint covers everything
+// emitted from parts, for at most half the rebalance timeout.
+func (in *Input) awaitCovered(ctx context.Context, parts map[string][]int32) error {
+	timer := time.NewTimer(in.cfg.RebalanceTimeout / 2)
+	defer timer.Stop()
+	for {
+		in.mu.Lock()
+		all := true
+		for topic, ps := range parts {
+			for _, p := range ps {
+				if st := in.parts[tp{topic, p}]; st != nil && !st.coveredLocked() {
+					all = false
+				}
+			}
+		}
+		ckpt := in.ckpt
+		in.mu.Unlock()
+		if all {
+			return nil
+		}
+		select {
+		case <-ckpt:
+		case <-in.closing:
+			return nil // the final checkpoint is taken, or the transaction aborts
+		case <-ctx.Done():
+			return fmt.Errorf("kafka input %q: partitions were revoked before a checkpoint covered the records read from them: %w", in.env.Node, ctx.Err())
+		case <-timer.C:
+			return fmt.Errorf("kafka input %q: partitions were revoked and no checkpoint covered the records read from them within half of rebalance_timeout (%s): the open transaction cannot commit; make rebalance_timeout several times the checkpoint interval", in.env.Node, in.cfg.RebalanceTimeout)
+		}
+	}
+}
+
+// coveredLocked reports whether the last completed checkpoint covers
+// everything emitted from the partition.
+func (ps *partState) coveredLocked() bool {
+	if ps.prog.InFlight() > 0 {
+		return false
+	}
+	c := ps.prog.Committed()
+	return c.Source == "" || ps.durable >= c.Offset
+}
+
+// lost forgets partitions taken away without a revocation (the member was
+// declared dead). Linked, records emitted from them that no checkpoint
+// covers are in the open transaction, which must not commit: their next
+// owner reads them again.
 func (in *Input) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	in.log.Warn("kafka: partitions lost (this member missed its session timeout or was fenced)", slog.String("group", in.cfg.Group), slog.Int("partitions", count(lost)))
+	if in.linked {
+		in.mu.Lock()
+		for topic, ps := range lost {
+			for _, p := range ps {
+				t := tp{topic, p}
+				delete(in.owned, t)
+				if st := in.parts[t]; st != nil && !st.coveredLocked() && in.tainted == nil {
+					in.tainted = fmt.Errorf("kafka input %q: partition %s/%d was lost (session timeout or fencing) with records read from it that no checkpoint covers; the open transaction cannot commit, and the pipeline resumes from the group's offsets after a restart; raise session_timeout if the process stalls", in.env.Node, topic, p)
+				}
+			}
+		}
+		in.mu.Unlock()
+	}
 	in.forget(lost)
 }
 
@@ -377,8 +577,17 @@ func (in *Input) forget(parts map[string][]int32) {
 	for topic, ps := range parts {
 		for _, p := range ps {
 			delete(in.parts, tp{topic, p})
+			delete(in.owned, tp{topic, p})
 		}
 	}
+}
+
+func count(parts map[string][]int32) int {
+	n := 0
+	for _, ps := range parts {
+		n += len(ps)
+	}
+	return n
 }
 
 // noteEnd records the end offset a fetch reported for its partition.
@@ -450,10 +659,16 @@ func (in *Input) Snapshot(_ context.Context, w runtime.StateWriter) error {
 	return nil
 }
 
-// Restore implements runtime.Stateful.
+// Restore implements runtime.Stateful. It also fixes whether the input is
+// linked (the runtime builds every node before it restores any): linked,
+// the positions of the checkpoint are not used.
 func (in *Input) Restore(_ context.Context, r runtime.StateReader) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	in.linked = links.start(in)
+	if in.linked {
+		in.log.Info("kafka: offsets are committed in the exactly_once output's transactions; partitions start at the group's committed offsets", slog.String("group", in.cfg.Group))
+	}
 	in.restored = map[tp]int64{}
 	return r.Scan(nil, nil, func(k, v []byte) error {
 		s := string(k)
@@ -469,25 +684,44 @@ func (in *Input) Restore(_ context.Context, r runtime.StateReader) error {
 }
 
 // Committed implements runtime.Stateful: the checkpointed offsets go to the
-// group too, for tools and for a start without the state directory.
+// group too, for tools and for a start without the state directory. Linked,
+// the output's transaction commits them.
 func (in *Input) Committed(ctx context.Context, _ uint64) error {
 	in.mu.Lock()
 	for _, ps := range in.parts {
 		ps.durable = ps.snap
 	}
+	close(in.ckpt)
+	in.ckpt = make(chan struct{})
 	in.mu.Unlock()
+	if in.linked {
+		return nil
+	}
 	if err := in.commit(ctx, nil); err != nil {
 		in.log.Warn("kafka: commit of checkpointed offsets failed; the checkpoint holds them", slog.Any("err", err))
 	}
 	return nil
 }
 
-// Close commits what was acknowledged and leaves the group.
+// Close commits what was acknowledged and leaves the group. Linked, it
+// commits nothing: the final checkpoint's transaction did.
 func (in *Input) Close(ctx context.Context) error {
-	if in.cl == nil {
+	links.removeInput(in)
+	in.mu.Lock()
+	select {
+	case <-in.closing:
+	default:
+		close(in.closing)
+	}
+	cl := in.cl
+	in.mu.Unlock()
+	if cl == nil {
 		return nil // never ran
 	}
-	err := in.commit(ctx, nil)
-	in.cl.Close()
+	var err error
+	if !in.linked {
+		err = in.commit(ctx, nil)
+	}
+	cl.Close()
 	return err
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/event"
@@ -29,7 +31,7 @@ type OutputConfig struct {
 	ClientID           string        `yaml:"client_id" default:"weir" doc:"client id sent to the brokers"`
 	Guarantee          string        `yaml:"guarantee" enum:"at_least_once|exactly_once" default:"at_least_once" doc:"at_least_once: a record counts as written once the brokers have it, and a restart may write some again; exactly_once: the records between two checkpoints go in one Kafka transaction, committed once the checkpoint is durable (needs state.dir; consumers must read with isolation read_committed)"`
 	TransactionTimeout time.Duration `yaml:"transaction_timeout" default:"60s" doc:"with exactly_once, how long the broker lets a transaction stay open before it aborts it: more than the checkpoint interval plus a checkpoint's duration, and more than weir takes to restart after a crash; at most the broker's transaction.max.timeout.ms (15m by default)"`
-	TransactionalID    string        `yaml:"transactional_id" default:"" doc:"with exactly_once, the prefix of the transactional ids: instance i uses <prefix>-<i>-0 and <prefix>-<i>-1; default weir-<pipeline>-<node>. Keep it stable across restarts and unique to this output"`
+	TransactionalID    string        `yaml:"transactional_id" default:"" doc:"with exactly_once, the prefix of the transactional ids: instance i of a process uses <prefix>-<process>-<i>-0 and -1, where <process> is a random id the process keeps in its checkpoints (so a restart reuses its ids and another process never does); default weir-<pipeline>-<node>. Unique to this output"`
 	OnLostTransaction  string        `yaml:"on_lost_transaction" enum:"fail|proceed" default:"fail" doc:"with checkpoints, what a start does when the transaction the last checkpoint recorded turns out to be aborted by the broker (its records are lost: the checkpoint's input positions are past them): fail, or proceed after logging the loss"`
 }
 
@@ -146,6 +148,9 @@ type Output struct {
 	exactly   bool
 	// stateKey is this instance's key in the node's checkpoint state.
 	stateKey []byte
+	// linked: this output commits the offsets of its pipeline's kafka
+	// inputs in its transactions (link.go); fixed by Restore.
+	linked bool
 
 	txMu sync.Mutex // held by Write and Flush, and by the Stateful methods
 	// cl is the producer: at least once, the only client; exactly once,
@@ -184,6 +189,8 @@ func NewOutput(cfg OutputConfig, env runtime.Env) (*Output, error) {
 	if cfg.Partition != nil {
 		partitioner = kgo.ManualPartitioner()
 	}
+	vs := kversion.Stable()
+	vs.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 5) // v6 names topics by id; we send names
 	o := &Output{cfg: cfg, env: env, log: log, exactly: exactly,
 		stateKey: fmt.Appendf(nil, "%s%d", txnKeyPrefix, env.Instance),
 		opts: []kgo.Opt{
@@ -195,15 +202,12 @@ func NewOutput(cfg OutputConfig, env runtime.Env) (*Output, error) {
 			kgo.ProducerBatchCompression(codecs[cfg.Compression]),
 			kgo.ProducerLinger(cfg.Linger),
 			kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
+			kgo.MaxVersions(vs),
 		}}
 	if exactly {
-		prefix := cfg.TransactionalID
-		if prefix == "" {
-			prefix = "weir-" + env.Pipeline + "-" + env.Node
-		}
-		for slot := range o.txn.ids {
-			o.txn.ids[slot] = fmt.Sprintf("%s-%d-%d", prefix, env.Instance, slot)
-		}
+		// The transactional ids are set by Restore, which knows the
+		// process's id; the inputs of the pipeline are built already.
+		links.claim(o)
 		return o, nil
 	}
 	cl, err := kgo.NewClient(o.opts...)
@@ -300,6 +304,7 @@ func (o *Output) Write(ctx context.Context, evs []event.Event) error {
 	for i := range recs {
 		cl.Produce(ctx, &recs[i], o.promise)
 	}
+	o.txn.records += len(recs)
 	return nil
 }
 
@@ -342,6 +347,7 @@ func (o *Output) Close(ctx context.Context) error {
 		o.cl.Close()
 		return err
 	}
+	links.release(o)
 	o.abortLocked(ctx)
 	for _, cl := range o.txn.clients {
 		if cl != nil {

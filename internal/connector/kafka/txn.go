@@ -34,6 +34,8 @@ package kafka
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,17 +66,24 @@ const txnVersion = 1
 // txnRecord is a transaction as a checkpoint records it, stored as JSON
 // under "txn/<instance>" (the runtime prefixes the node's name), e.g.
 //
-//	{"v":1,"instance":0,"slot":1,"id":"weir-orders-out-0-1","pid":8412,"epoch":3}
+//	{"v":1,"instance":0,"slot":1,"id":"weir-orders-out-1f3a9c0e-0-1","pid":8412,"epoch":3,"groups":["orders-v1"]}
 //
 // A checkpoint without a key for an instance had no open transaction of it.
+// Groups are the consumer groups whose offsets the transaction carries
+// (link.go): aborted, it took them back too, so nothing is lost.
 type txnRecord struct {
-	Version  int    `json:"v"`
-	Instance int    `json:"instance"`
-	Slot     int    `json:"slot"`
-	ID       string `json:"id"` // transactional id
-	PID      int64  `json:"pid"`
-	Epoch    int16  `json:"epoch"`
+	Version  int      `json:"v"`
+	Instance int      `json:"instance"`
+	Slot     int      `json:"slot"`
+	ID       string   `json:"id"` // transactional id
+	PID      int64    `json:"pid"`
+	Epoch    int16    `json:"epoch"`
+	Groups   []string `json:"groups,omitempty"`
 }
+
+// identKeyPrefix starts the state key of an instance's process id:
+// "ident/<instance>" holds the random id in its transactional ids.
+const identKeyPrefix = "ident/"
 
 // txnState is the transactional side of an exactly_once output; Output.txMu
 // guards it.
@@ -92,6 +101,14 @@ type txnState struct {
 	// broken is the first error after which the open transaction cannot
 	// commit: no checkpoint completes after it.
 	broken error
+	// records are the records produced in the open transaction; groups
+	// the consumer groups added to it (AddOffsetsToTxn).
+	records int
+	groups  []string
+	// ident is the process's id in the transactional ids, identNew set
+	// until a checkpoint holds it.
+	ident    string
+	identNew bool
 }
 
 // clientLocked returns slot's transactional producer, creating it.
@@ -125,6 +142,7 @@ func (o *Output) beginLocked() (*kgo.Client, error) {
 		}
 		o.cl = cl
 		o.txn.open, o.txn.started = true, time.Now()
+		o.txn.records, o.txn.groups = 0, nil
 	}
 	return o.cl, nil
 }
@@ -157,6 +175,11 @@ func (o *Output) Snapshot(ctx context.Context, w runtime.StateWriter) error {
 	if o.txn.broken != nil {
 		return o.brokenErrLocked()
 	}
+	if o.txn.identNew {
+		if err := w.Set(fmt.Appendf(nil, "%s%d", identKeyPrefix, o.env.Instance), []byte(o.txn.ident)); err != nil {
+			return fmt.Errorf("kafka output: snapshot: %w", err)
+		}
+	}
 	if !o.txn.open {
 		if o.txn.hasRecord {
 			if err := w.Delete(o.stateKey); err != nil {
@@ -176,11 +199,14 @@ func (o *Output) Snapshot(ctx context.Context, w runtime.StateWriter) error {
 		return o.breakLocked(fmt.Errorf("kafka output: the transaction has been open for %s, too close to transaction_timeout (%s) to be committed safely: this checkpoint fails and the inputs replay from the last one; make transaction_timeout several times the checkpoint interval (a broker outage or a stalled output also causes this)",
 			age.Round(time.Millisecond), o.cfg.TransactionTimeout))
 	}
+	if err := o.commitOffsetsLocked(ctx); err != nil {
+		return o.breakLocked(err)
+	}
 	pid, epoch, err := o.cl.ProducerID(ctx)
 	if err != nil {
 		return o.breakLocked(fmt.Errorf("kafka output: producer id of the open transaction: %w", err))
 	}
-	rec := txnRecord{Version: txnVersion, Instance: o.env.Instance, Slot: o.txn.cur, ID: o.txn.ids[o.txn.cur], PID: pid, Epoch: epoch}
+	rec := txnRecord{Version: txnVersion, Instance: o.env.Instance, Slot: o.txn.cur, ID: o.txn.ids[o.txn.cur], PID: pid, Epoch: epoch, Groups: o.txn.groups}
 	val, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("kafka output: snapshot: %w", err)
@@ -198,6 +224,7 @@ func (o *Output) Committed(ctx context.Context, id uint64) error {
 	o.txMu.Lock()
 	defer o.txMu.Unlock()
 	o.settled = nil
+	o.txn.identNew = false // the checkpoint holds it
 	rec := o.txn.snap
 	if rec == nil {
 		return nil
@@ -278,6 +305,19 @@ func (o *Output) Restore(ctx context.Context, r runtime.StateReader) error {
 	if err != nil {
 		return err
 	}
+	if o.exactly {
+		hasOwn := slices.ContainsFunc(recs, func(kr keyed) bool { return kr.rec.Instance == o.env.Instance })
+		if err := o.setIDs(r, hasOwn); err != nil {
+			return err
+		}
+		o.linked = len(links.claimed(o)) > 0
+		switch {
+		case o.linked:
+			o.log.Info("kafka output: the offsets of the pipeline's kafka inputs are committed in this output's transactions")
+		case links.contested(o):
+			o.log.Warn("kafka output: the offsets of the pipeline's kafka inputs stay in the checkpoint (exactly once for this process only): only an exactly_once kafka output with parallelism 1, the only one of its pipeline, commits them in its transactions")
+		}
+	}
 	par := max(o.env.Parallelism, 1)
 	var own *txnRecord
 	for _, kr := range recs {
@@ -293,6 +333,9 @@ func (o *Output) Restore(ctx context.Context, r runtime.StateReader) error {
 			o.txn.hasRecord = true
 		} else {
 			o.settled = append(o.settled, kr.key)
+			if !mine {
+				o.settled = append(o.settled, fmt.Appendf(nil, "%s%d", identKeyPrefix, kr.rec.Instance))
+			}
 		}
 	}
 	if !o.exactly {
@@ -318,6 +361,44 @@ func (o *Output) Restore(ctx context.Context, r runtime.StateReader) error {
 	return nil
 }
 
+// setIDs sets the transactional ids: <prefix>-<process>-<instance>-<slot>.
+// The process's id is random, made at its first start and kept in its
+// checkpoints, so that a restart reuses its ids (initializing them aborts
+// what a crash left open) and two processes of one pipeline never share
+// them (they would fence each other). A checkpoint of a version before
+// process ids, with a transaction of this instance, keeps the old ids
+// <prefix>-<instance>-<slot>.
+func (o *Output) setIDs(r runtime.StateReader, hasOwn bool) error {
+	prefix := o.cfg.TransactionalID
+	if prefix == "" {
+		prefix = "weir-" + o.env.Pipeline + "-" + o.env.Node
+	}
+	v, ok, err := r.Get(fmt.Appendf(nil, "%s%d", identKeyPrefix, o.env.Instance))
+	if err != nil {
+		return fmt.Errorf("kafka output: read the process id: %w", err)
+	}
+	switch {
+	case ok:
+		o.txn.ident = string(v)
+	case hasOwn:
+		o.txn.ident = "" // a checkpoint from before process ids
+	default:
+		var b [4]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return fmt.Errorf("kafka output: make a process id: %w", err)
+		}
+		o.txn.ident, o.txn.identNew = hex.EncodeToString(b[:]), true
+	}
+	for slot := range o.txn.ids {
+		if o.txn.ident == "" {
+			o.txn.ids[slot] = fmt.Sprintf("%s-%d-%d", prefix, o.env.Instance, slot)
+		} else {
+			o.txn.ids[slot] = fmt.Sprintf("%s-%s-%d-%d", prefix, o.txn.ident, o.env.Instance, slot)
+		}
+	}
+	return nil
+}
+
 // settle commits the transaction rec, which a completed checkpoint covers.
 func (o *Output) settle(ctx context.Context, rec txnRecord) error {
 	err := endTxn(ctx, o.opts, rec)
@@ -326,6 +407,10 @@ func (o *Output) settle(ctx context.Context, rec txnRecord) error {
 	case err == nil:
 		o.log.Info("kafka output: the transaction of the last checkpoint is committed",
 			slog.String("transactional_id", rec.ID), slog.Int64("producer_id", rec.PID), slog.Int("epoch", int(rec.Epoch)))
+		return nil
+	case isLost(err) && len(rec.Groups) > 0 && o.linked:
+		o.log.Warn("kafka output: the transaction the last checkpoint recorded was aborted by the broker, with the input offsets it carried: its records are read again from the group's offsets",
+			slog.String("transactional_id", rec.ID), slog.Any("groups", rec.Groups), slog.Any("err", err))
 		return nil
 	case isLost(err):
 		lerr := fmt.Errorf("kafka output: the transaction the last checkpoint recorded for instance %d (transactional id %q, producer id %d, epoch %d) was aborted by the broker: %w. Its records are lost: the checkpoint's input positions are past them. This happens when weir stays down longer than transaction_timeout (%s) after a crash in the middle of a checkpoint, or when another producer uses the same transactional id; to start anyway, set on_lost_transaction: proceed: %w",

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/weir-dev/weir/internal/config"
@@ -188,7 +190,27 @@ func (w spyWriter) Set(k, v []byte) error {
 // and failed by one whose write happened but whose transactions were never
 // committed (a crash between the two). A read_committed consumer of the
 // output sees every input record exactly once.
+// eosLinkedYAML has one output instance: it commits the input's offsets in
+// its transactions (the group's offsets are where partitions start).
+const eosLinkedYAML = `
+name: eos
+control: {address: ""}
+inputs:
+  in: {type: kafka, parallelism: 2}
+processors:
+  tag: {type: map, from: in, set: {mapped: "true"}}
+outputs:
+  out: {type: kafka, from: tag, parallelism: 1}
+`
+
+// TestExactlyOnceKafkaToKafka runs with offsets in the checkpoint (two
+// output instances) and in the output's transactions (one).
 func TestExactlyOnceKafkaToKafka(t *testing.T) {
+	t.Run("checkpoint-offsets", func(t *testing.T) { testExactlyOnceKafkaToKafka(t, eosYAML) })
+	t.Run("transaction-offsets", func(t *testing.T) { testExactlyOnceKafkaToKafka(t, eosLinkedYAML) })
+}
+
+func testExactlyOnceKafkaToKafka(t *testing.T, yaml string) {
 	brokers := cluster(t, "in", "out")
 	root := t.TempDir()
 	in := kafka.DefaultInputConfig()
@@ -197,7 +219,7 @@ func TestExactlyOnceKafkaToKafka(t *testing.T) {
 	out.Brokers, out.Topic, out.Guarantee = brokers, "out", kafka.ExactlyOnce
 	out.TransactionTimeout = 10 * time.Second
 	f := eosFactory{in: in, out: out}
-	g := buildGraph(t, eosYAML)
+	g := buildGraph(t, yaml)
 	open := func(fs *faultyStore) (*runtime.Pipeline, *state.Store) {
 		st, err := state.Open(filepath.Join(root, "state"), nil)
 		if err != nil {
@@ -293,6 +315,58 @@ func TestExactlyOnceKafkaToKafka(t *testing.T) {
 	}
 	all := readTopic(t, brokers, "out", false, len(got), 300*time.Millisecond)
 	t.Logf("%d failed runs; the output topic holds %d records, %d of them in aborted transactions", failures, len(all), len(all)-len(got))
+	// Either way the group's offsets end at the end of the input.
+	if lag := groupLag(t, brokers, "eos", "in"); lag != 0 {
+		t.Fatalf("the group's committed offsets are %d records behind the input", lag)
+	}
+}
+
+// groupLag is how far the committed offsets of group are behind the ends
+// of topic's partitions.
+func groupLag(t *testing.T, brokers []string, group, topic string) int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	ends := map[int32]int64{}
+	lreq := kmsg.NewPtrListOffsetsRequest()
+	lreq.ReplicaID, lreq.IsolationLevel = -1, 1
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = topic
+	for p := range int32(4) {
+		lp := kmsg.NewListOffsetsRequestTopicPartition()
+		lp.Partition, lp.Timestamp = p, -1
+		lt.Partitions = append(lt.Partitions, lp)
+	}
+	lreq.Topics = append(lreq.Topics, lt)
+	lresp, err := lreq.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range lresp.Topics {
+		for _, rp := range rt.Partitions {
+			ends[rp.Partition] = rp.Offset
+		}
+	}
+	freq := kmsg.NewPtrOffsetFetchRequest()
+	freq.Group = group
+	ft := kmsg.NewOffsetFetchRequestTopic()
+	ft.Topic, ft.Partitions = topic, []int32{0, 1, 2, 3}
+	freq.Topics = append(freq.Topics, ft)
+	fresp, err := freq.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lag int64
+	for _, rt := range fresp.Topics {
+		for _, rp := range rt.Partitions {
+			lag += ends[rp.Partition] - max(rp.Offset, 0)
+		}
+	}
+	return lag
 }
 
 // eosOutput makes exactly-once outputs of one node over one state.
@@ -684,7 +758,8 @@ func eosPipeline(t *testing.T, brokers []string, group string, st *state.Store) 
 
 // TestTransactionOfRemovedInstance: when parallelism shrinks, the instance
 // a removed one maps to commits the transaction the last checkpoint
-// recorded for it, and the next checkpoint forgets the record.
+// recorded for it, and the next checkpoint forgets the record (and the
+// removed instance's process id).
 func TestTransactionOfRemovedInstance(t *testing.T) {
 	brokers := cluster(t, "out")
 	e := newEOS(t, brokers)
@@ -703,13 +778,70 @@ func TestTransactionOfRemovedInstance(t *testing.T) {
 	if err := o.Committed(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	if e.mem.Len() != 0 {
-		t.Fatalf("%d keys left in the state, want none", e.mem.Len())
+	// Only the process id of instance 0 is left.
+	if _, ok, _ := e.mem.Reader().Get([]byte("ident/0")); !ok || e.mem.Len() != 1 {
+		t.Fatalf("%d keys left in the state (ident/0 among them: %v), want only ident/0", e.mem.Len(), ok)
 	}
 	if err := o.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := readTopic(t, brokers, "out", true, 10, 200*time.Millisecond); len(got) != 10 {
 		t.Fatalf("read_committed sees %d records, want 10", len(got))
+	}
+}
+
+// TestTxnOffsetCommitStaleGeneration: offsets committed in a transaction
+// as a group member at a generation that is not the group's are refused
+// (the member lost its partitions): the transaction must not commit them.
+// At the current generation they are accepted, and become the group's
+// when the transaction commits.
+func TestTxnOffsetCommitStaleGeneration(t *testing.T) {
+	brokers := cluster(t, "in", "out")
+	ctx := context.Background()
+	member, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup("stale"), kgo.ConsumeTopics("in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	produce(t, brokers, "in", 0, 10)
+	deadline := time.Now().Add(10 * time.Second)
+	id, gen := member.GroupMetadata()
+	for gen < 1 && time.Now().Before(deadline) {
+		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		member.PollFetches(pctx)
+		cancel()
+		id, gen = member.GroupMetadata()
+	}
+	if gen < 1 {
+		t.Fatal("the member did not join its group")
+	}
+	e := newEOS(t, brokers)
+	o := e.start()
+	write(t, o, 0, 5)
+	err = o.CommitOffsetsAs(ctx, "stale", id, gen+1, "in", 0, 3)
+	if !errors.Is(err, kerr.IllegalGeneration) {
+		t.Fatalf("commit at a stale generation: %v, want ILLEGAL_GENERATION", err)
+	}
+	if err := o.CommitOffsetsAs(ctx, "stale", id, gen, "in", 0, 3); err != nil {
+		t.Fatalf("commit at the current generation: %v", err)
+	}
+	e.checkpoint(o, 1, true)
+	if err := o.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if lag := groupLag(t, brokers, "stale", "in"); lag == 0 {
+		t.Fatal("no offsets are behind the input: expected partition 0 at 3 and the others uncommitted")
+	}
+	freq := kmsg.NewPtrOffsetFetchRequest()
+	freq.Group = "stale"
+	ft := kmsg.NewOffsetFetchRequestTopic()
+	ft.Topic, ft.Partitions = "in", []int32{0}
+	freq.Topics = append(freq.Topics, ft)
+	fresp, err := freq.RequestWith(ctx, member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fresp.Topics[0].Partitions[0].Offset; got != 3 {
+		t.Fatalf("the group's offset of in/0 is %d after the commit, want 3", got)
 	}
 }
