@@ -75,14 +75,15 @@ type Drainer interface {
 // instances). Reads see what was written to the node's scratch over the
 // last completed checkpoint: Get and Scan of a key deleted in the scratch
 // find nothing. Writes are not synced and belong to no checkpoint until the
-// next one takes them: every checkpoint moves everything in a node's
-// scratch into its checkpointed state, in its one atomic write and before
-// the node's Snapshot writes (which therefore win over the scratch's), and
-// empties the scratch. A start, after a crash too, begins with the scratch
-// empty, so what was written after the last completed checkpoint is gone.
+// next one takes them: every checkpoint makes everything in the scratch
+// part of the node's checkpointed state, atomically with its other writes,
+// and the node's Snapshot writes win over the scratch's (internal/state
+// does this without copying the scratch into the checkpoint's write). A
+// start, after a crash too, forgets what was written after the last
+// completed checkpoint.
 //
 // Threading: a node's instances share one Scratch, safe for concurrent
-// use. A checkpoint moves the scratch while operators are stopped; a
+// use. A checkpoint takes the scratch while operators are stopped; a
 // component that is not an operator must not write to it during Snapshot
 // of another instance of its node.
 type Scratch interface {

@@ -7,18 +7,24 @@
 // components' writes and its checkpoint record are durable, or none is. The
 // store only ever holds completed checkpoints; reading it is reading the last
 // one. Besides them, a node may hold a scratch space (Scratch): state spilled
-// from memory since the last checkpoint, written without sync. The next
-// checkpoint moves it into the node's state in its one synced batch; a
-// start deletes it, so a crash forgets it with everything else that came
-// after the last checkpoint.
+// from memory, written without sync, in generations: the scratch written
+// between two checkpoints is one generation, and the second checkpoint
+// commits it by recording its number in its synced batch (the sync of
+// Pebble's sequential WAL makes the earlier unsynced writes durable too),
+// without copying it. The next checkpoint, and a start, fold committed
+// generations into the nodes' state in small unsynced batches; a start
+// deletes the generations no checkpoint committed, so a crash forgets them
+// with everything else that came after the last checkpoint.
 //
 // Key layout (all keys start with a one-byte tag):
 //
 //	"s" 0x00 <node> 0x00 <component key>   component state, per node
-//	"t" 0x00 <node> 0x00 <component key>   scratch (runtime.Scratch): a tag
+//	"t" 0x00 <generation, 8 bytes BE> <node> 0x00 <component key>
+//	                                       scratch (runtime.Scratch): a tag
 //	                                       byte ('v' value, 'd' deleted), then
-//	                                       the value; moved into "s" by the
-//	                                       next checkpoint, deleted at a start
+//	                                       the value; read over "s", folded
+//	                                       into it once committed
+//	"m" 0x00 "scratchgen"                  the last committed generation (8 bytes BE)
 //	"m" 0x00 "last"                        the last completed checkpoint (JSON)
 //	"h" 0x00 <id, 8 bytes big-endian>      history of completed checkpoints (JSON)
 //
@@ -42,6 +48,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -92,13 +99,31 @@ type Store struct {
 	last Checkpoint
 	has  bool
 	// scratches are the scratch handles by node, flushed before a
-	// checkpoint moves the node's scratch.
+	// checkpoint commits their generation (scratch.go).
 	scratches map[string]*Scratch
+	// gen is the scratch generation being written; committedGens are the
+	// committed ones not yet folded into the checkpointed state, newest
+	// first.
+	gen           atomic.Uint64 // written under mu, read without it by scratch writes
+	committedGens []uint64
+	readOnly      bool
 }
 
 // DefaultBlockCache is the size of Pebble's block cache unless Options say
 // otherwise.
 const DefaultBlockCache = 64 << 20
+
+// OffHeap estimates the memory Pebble allocates outside the Go heap (so
+// that Go's memory limit does not see it) with a block cache of
+// blockCache bytes: the cache with its bookkeeping and the allocator's
+// overhead (an eighth more), and the memtables (4 MiB each, at most two
+// queued for flush besides the one being written, with room to spare).
+func OffHeap(blockCache int64) int64 {
+	if blockCache <= 0 {
+		blockCache = DefaultBlockCache
+	}
+	return blockCache + blockCache/8 + 16<<20
+}
 
 // Options tune the store; the zero value takes the defaults.
 type Options struct {
@@ -142,12 +167,10 @@ func openWith(dir string, logger *slog.Logger, opts *pebble.Options) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, dir: dir}
-	if !opts.ReadOnly {
-		if err := s.clearScratch(); err != nil {
-			_ = db.Close()
-			return nil, err
-		}
+	s := &Store{db: db, dir: dir, readOnly: opts.ReadOnly}
+	if err := s.openScratch(); err != nil {
+		_ = db.Close()
+		return nil, err
 	}
 	v, closer, err := db.Get(lastKey)
 	switch {
@@ -253,48 +276,29 @@ type Reader struct {
 	prefix []byte
 }
 
-// Get returns the value of key.
+// Get returns the value of key (committed scratch included).
 func (r *Reader) Get(key []byte) ([]byte, bool, error) {
-	v, closer, err := r.db.Get(append(bytes.Clone(r.prefix), key...))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("state: get: %w", err)
-	}
-	out := bytes.Clone(v)
-	_ = closer.Close()
-	return out, true, nil
+	return r.s.get(r.node, r.prefix, key, false)
 }
 
 // Scan calls fn for every key in [start, end) of the node's key space; a
 // nil end means to its end.
 func (r *Reader) Scan(start, end []byte, fn func(key, value []byte) error) error {
-	lo := append(bytes.Clone(r.prefix), start...)
-	hi := prefixEnd(r.prefix)
-	if end != nil {
-		hi = append(bytes.Clone(r.prefix), end...)
-	}
-	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return fmt.Errorf("state: scan: %w", err)
-	}
-	for it.First(); it.Valid(); it.Next() {
-		if err := fn(it.Key()[len(r.prefix):], it.Value()); err != nil {
-			_ = it.Close()
-			return err
-		}
-	}
-	if err := it.Error(); err != nil {
-		_ = it.Close()
-		return fmt.Errorf("state: scan: %w", err)
-	}
-	return it.Close()
+	return r.s.scan(r.node, r.prefix, start, end, false, fn)
 }
 
-// Begin starts the write batch of a checkpoint.
+// Begin starts the write batch of a checkpoint. It first writes the
+// scratch buffers and folds the scratch generation the previous
+// checkpoint committed into the checkpointed state (scratch.go), so that
+// this checkpoint commits only the current generation, by its number.
 func (s *Store) Begin() *Txn {
-	return &Txn{s: s, b: s.db.NewBatch(), start: time.Now()}
+	t := &Txn{s: s, b: s.db.NewBatch(), start: time.Now()}
+	if err := s.flushScratches(); err != nil {
+		t.err = err
+	} else if err := s.fold(); err != nil {
+		t.err = err
+	}
+	return t
 }
 
 // Txn collects one checkpoint's writes.
@@ -318,9 +322,16 @@ func (t *Txn) Writer(node string) *Writer {
 		}
 		nw = &NodeWrite{Node: node}
 		t.nodes[node] = nw
-		t.moveScratch(node, nw)
 	}
-	return &Writer{t: t, prefix: nsPrefix(node), n: nw}
+	w := &Writer{t: t, prefix: nsPrefix(node), n: nw}
+	t.s.mu.Lock()
+	if t.s.scratches[node] != nil {
+		// The node's writes must win over what it put in the scratch
+		// generation this checkpoint commits.
+		w.sprefix = scratchPrefix(t.s.gen.Load(), node)
+	}
+	t.s.mu.Unlock()
+	return w
 }
 
 // written returns the nodes that wrote something, by name.
@@ -353,6 +364,10 @@ func (t *Txn) Commit(id uint64) error {
 	binary.BigEndian.PutUint64(hk[2:], id)
 	_ = t.b.Set(lastKey, rec, nil)
 	_ = t.b.Set(hk[:], rec, nil)
+	gen := t.s.gen.Load()
+	var gb [8]byte
+	binary.BigEndian.PutUint64(gb[:], gen)
+	_ = t.b.Set(scratchGenKey, gb[:], nil)
 	if id > History {
 		var old [10]byte
 		copy(old[:], histPrefix)
@@ -367,6 +382,8 @@ func (t *Txn) Commit(id uint64) error {
 	}
 	t.s.mu.Lock()
 	t.s.last, t.s.has = c, true
+	t.s.committedGens = append([]uint64{gen}, t.s.committedGens...)
+	t.s.gen.Store(gen + 1)
 	t.s.mu.Unlock()
 	return nil
 }
@@ -390,9 +407,27 @@ func (t *Txn) Abort() {
 // Writer writes one node's state into a checkpoint. It implements
 // runtime.StateWriter.
 type Writer struct {
-	t      *Txn
-	prefix []byte
-	n      *NodeWrite
+	t       *Txn
+	prefix  []byte
+	sprefix []byte // the node's current scratch generation, if it has a scratch
+	n       *NodeWrite
+}
+
+// hide deletes key (or the range) from the node's current scratch
+// generation, so the checkpoint's write of it wins.
+func (w *Writer) hide(start, end []byte, single bool) error {
+	if w.sprefix == nil {
+		return nil
+	}
+	lo := append(bytes.Clone(w.sprefix), start...)
+	if single {
+		return w.t.check(w.t.b.Delete(lo, nil))
+	}
+	hi := prefixEnd(w.sprefix)
+	if end != nil {
+		hi = append(bytes.Clone(w.sprefix), end...)
+	}
+	return w.t.check(w.t.b.DeleteRange(lo, hi, nil))
 }
 
 func (w *Writer) k(key []byte) []byte {
@@ -404,12 +439,18 @@ func (w *Writer) k(key []byte) []byte {
 func (w *Writer) Set(key, value []byte) error {
 	w.n.Sets++
 	w.n.Bytes += len(key) + len(value)
+	if err := w.hide(key, nil, true); err != nil {
+		return err
+	}
 	return w.t.check(w.t.b.Set(w.k(key), value, nil))
 }
 
 // Delete deletes key.
 func (w *Writer) Delete(key []byte) error {
 	w.n.Deletes++
+	if err := w.hide(key, nil, true); err != nil {
+		return err
+	}
 	return w.t.check(w.t.b.Delete(w.k(key), nil))
 }
 
@@ -417,6 +458,9 @@ func (w *Writer) Delete(key []byte) error {
 // of the node's key space.
 func (w *Writer) DeleteRange(start, end []byte) error {
 	w.n.RangeDeletes++
+	if err := w.hide(start, end, false); err != nil {
+		return err
+	}
 	lo := append(bytes.Clone(w.prefix), start...)
 	hi := prefixEnd(w.prefix)
 	if end != nil {
