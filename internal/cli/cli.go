@@ -24,6 +24,7 @@ import (
 	"github.com/weir-dev/weir/internal/control"
 	"github.com/weir-dev/weir/internal/logging"
 	"github.com/weir-dev/weir/internal/runtime"
+	"github.com/weir-dev/weir/internal/state"
 )
 
 // Exit codes.
@@ -222,8 +223,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(l.Config.Runtime.GCPercent)
 	}
-	if lim := l.Config.Runtime.MemoryLimit; lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(int64(lim))
+	if lim := int64(l.Config.Runtime.MemoryLimit); lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(goMemoryLimit(lim, l, logger))
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -302,4 +303,21 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// goMemoryLimit is the part of runtime.memory_limit the Go runtime gets:
+// the state store's block cache and memtables are allocated by Pebble
+// outside the Go heap (state.OffHeap), so they come off the limit. A quarter of the limit
+// is always left to Go.
+func goMemoryLimit(limit int64, l *app.Loaded, logger *slog.Logger) int64 {
+	goLim := limit
+	if l.Config.State.Dir != "" {
+		goLim -= state.OffHeap(int64(l.Config.State.BlockCache))
+	}
+	if goLim < limit/4 {
+		logger.Warn("runtime.memory_limit leaves little room beside the state store's block cache and memtables: lower state.block_cache",
+			slog.Int64("memory_limit", limit), slog.Int64("block_cache", int64(l.Config.State.BlockCache)))
+		goLim = limit / 4
+	}
+	return goLim
 }

@@ -73,7 +73,7 @@ type Runtime struct {
 	QueueBytes      ByteSize      `yaml:"queue_bytes" default:"16MiB" doc:"bound of each queue between stages, in bytes"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"30s" doc:"how long a stop waits for events in flight"`
 	GCPercent       int           `yaml:"gc_percent" default:"300" doc:"Go garbage collector target (GOGC): heap growth over the live heap, in percent, before a collection. weir's live heap is small and bounded (queues are bounded), so collecting less often buys throughput for little memory. The GOGC environment variable, when set, wins."`
-	MemoryLimit     ByteSize      `yaml:"memory_limit" default:"0" doc:"soft limit on the process's memory (Go's GOMEMLIMIT): near it the garbage collector runs as often as needed to stay under it, whatever gc_percent says. Set it to what the process may use (say 80% of a container's limit); 0 means no limit. The GOMEMLIMIT environment variable, when set, wins."`
+	MemoryLimit     ByteSize      `yaml:"memory_limit" default:"0" doc:"soft limit on the process's memory: near it the garbage collector runs as often as needed to stay under it, whatever gc_percent says. With state.dir, the state store's block cache and memtables (allocated outside the Go heap) come off it and Go gets the rest (its GOMEMLIMIT). Set it to what the process may use (say 80% of a container's limit); 0 means no limit. The GOMEMLIMIT environment variable, when set, wins (and is Go's alone)."`
 }
 
 // Validate checks that every setting is positive.
