@@ -92,9 +92,10 @@ func Components() []Component {
 			Config: func() any { c := kafka.DefaultInputConfig(); return &c },
 			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
 				c := *cfg.(*kafka.InputConfig)
-				return Builder{Input: func(env runtime.Env) (runtime.Input, error) { return kafka.NewInput(c, env) }}, validate(c.Validate(), n)
+				newInput := kafka.NewInputs(c)
+				return Builder{Input: func(env runtime.Env) (runtime.Input, error) { return newInput(env) }}, validate(c.Validate(), n)
 			}},
-		{Kind: dag.Input, Type: "http", Summary: "event collector: SDK events over HTTP, durable in a local log before they are acknowledged",
+		{Kind: dag.Input, Type: "http", Summary: "event collector: SDK events over HTTP, durable in a local log (or a Kafka topic) before they are acknowledged",
 			Config: func() any { c := httpin.DefaultConfig(); return &c },
 			Build: func(cfg any, n *config.Node) (Builder, config.Errors) {
 				c := *cfg.(*httpin.Config)

@@ -37,7 +37,7 @@ func post(t *testing.T, addr, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func startInput(t *testing.T, c Config, out *testkit.Outlet) (*Node, *Input, func()) {
+func startInput(t *testing.T, c Config, out *testkit.Outlet) (*Node, runtime.Input, func()) {
 	t.Helper()
 	n := NewNode(c)
 	in, err := n.NewInput(runtime.Env{Pipeline: "p", Node: "collector", Parallelism: 1})
@@ -59,7 +59,7 @@ func startInput(t *testing.T, c Config, out *testkit.Outlet) (*Node, *Input, fun
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
-		if err := in.Close(context.Background()); err != nil {
+		if err := in.(runtime.InputCloser).Close(context.Background()); err != nil {
 			t.Error(err)
 		}
 	}
