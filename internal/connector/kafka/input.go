@@ -123,9 +123,13 @@ type Input struct {
 	mu    sync.Mutex
 	parts map[tp]*partState
 	ids   map[tp]int32 // partition ids for watermarks, stable for the run
-	// restored are the offsets of the last checkpoint (with checkpoints):
-	// a partition assigned to this member starts there, unless linked.
-	restored map[tp]int64
+	// positions are the newest checkpointed offsets this process knows
+	// per partition (with checkpoints): those of the checkpoint it
+	// restored, then those of every later checkpoint, shared by the
+	// node's instances (NewInputs). A partition assigned to this member
+	// starts there, unless linked, also when it moves from another
+	// instance of the node.
+	positions *nodePositions
 	// linked: an exactly_once output commits this input's offsets in its
 	// transactions (link.go); fixed by Restore, before any other goroutine
 	// reads it.
@@ -173,6 +177,46 @@ var (
 
 // NewInput returns one group member. It connects lazily, in Run.
 func NewInput(cfg InputConfig, env runtime.Env) (*Input, error) {
+	return newInput(cfg, env, &nodePositions{})
+}
+
+// NewInputs returns the constructor of a node's instances: they share what
+// they know of the node's checkpointed positions, so a partition that moves
+// from one instance to another during a run starts where the last
+// checkpoint left it (NewInput's instances each know only the restored
+// positions). Call it once per node and pipeline build.
+func NewInputs(cfg InputConfig) func(env runtime.Env) (*Input, error) {
+	pos := &nodePositions{}
+	return func(env runtime.Env) (*Input, error) { return newInput(cfg, env, pos) }
+}
+
+// nodePositions are the newest checkpointed offsets per partition that a
+// node's instances in this process know.
+type nodePositions struct {
+	mu  sync.Mutex
+	off map[tp]int64
+}
+
+// note records off for t unless a newer one is known.
+func (n *nodePositions) note(t tp, off int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.off == nil {
+		n.off = map[tp]int64{}
+	}
+	if cur, ok := n.off[t]; !ok || off > cur {
+		n.off[t] = off
+	}
+}
+
+func (n *nodePositions) get(t tp) (int64, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	off, ok := n.off[t]
+	return off, ok
+}
+
+func newInput(cfg InputConfig, env runtime.Env, pos *nodePositions) (*Input, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -181,7 +225,7 @@ func NewInput(cfg InputConfig, env runtime.Env) (*Input, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	in := &Input{cfg: cfg, env: env, log: log, parts: map[tp]*partState{}, ids: map[tp]int32{}, owned: map[tp]bool{},
-		ckpt: make(chan struct{}), closing: make(chan struct{})}
+		ckpt: make(chan struct{}), closing: make(chan struct{}), positions: pos}
 	links.addInput(in)
 	return in, nil
 }
@@ -338,7 +382,7 @@ func (in *Input) Run(ctx context.Context, out runtime.Outlet) error {
 func (in *Input) emit(ctx context.Context, out runtime.Outlet, p kgo.FetchTopicPartition) error {
 	t := tp{p.Topic, p.Partition}
 	in.mu.Lock()
-	if in.linked && !in.owned[t] {
+	if (in.linked || in.env.Checkpointing) && !in.owned[t] {
 		// Revoked or lost since the fetch: the next owner reads these
 		// records from the group's offset.
 		in.mu.Unlock()
@@ -453,7 +497,7 @@ func (in *Input) assigned(_ context.Context, cl *kgo.Client, parts map[string][]
 			if in.linked {
 				continue
 			}
-			off, ok := in.restored[tp{topic, p}]
+			off, ok := in.positions.get(tp{topic, p})
 			if !ok {
 				continue
 			}
@@ -479,7 +523,30 @@ func (in *Input) revoked(ctx context.Context, _ *kgo.Client, revoked map[string]
 	if n := count(revoked); n > 0 {
 		in.log.Info("kafka: partitions revoked", slog.String("group", in.cfg.Group), slog.Int("partitions", n))
 	}
+	if !in.linked && !in.env.Checkpointing {
+		if err := in.commit(ctx, revoked); err != nil {
+			in.log.Warn("kafka: commit at rebalance failed", slog.Any("err", err))
+		}
+		in.forget(revoked)
+		return
+	}
 	if !in.linked {
+		// With checkpoints: emit nothing more from the partitions, wait
+		// until a checkpoint covers what was emitted from them, and commit
+		// that to the group, where their next owner starts (another
+		// instance of this node in this process starts at the same
+		// position, from positions). Records read past it are read again
+		// by the next owner, and were never emitted here.
+		in.mu.Lock()
+		for topic, ps := range revoked {
+			for _, p := range ps {
+				delete(in.owned, tp{topic, p})
+			}
+		}
+		in.mu.Unlock()
+		if err := in.awaitCovered(ctx, revoked); err != nil {
+			in.log.Warn("kafka: partitions revoked before a checkpoint covered them: their next owner reads the uncovered records again (at least once)", slog.Any("err", err))
+		}
 		if err := in.commit(ctx, revoked); err != nil {
 			in.log.Warn("kafka: commit at rebalance failed", slog.Any("err", err))
 		}
@@ -669,7 +736,6 @@ func (in *Input) Restore(_ context.Context, r runtime.StateReader) error {
 	if in.linked {
 		in.log.Info("kafka: offsets are committed in the exactly_once output's transactions; partitions start at the group's committed offsets", slog.String("group", in.cfg.Group))
 	}
-	in.restored = map[tp]int64{}
 	return r.Scan(nil, nil, func(k, v []byte) error {
 		s := string(k)
 		i := strings.LastIndexByte(s, '/')
@@ -678,7 +744,7 @@ func (in *Input) Restore(_ context.Context, r runtime.StateReader) error {
 		if i < 0 || err1 != nil || err2 != nil {
 			return fmt.Errorf("kafka: bad checkpointed position %q = %q", k, v)
 		}
-		in.restored[tp{s[:i], int32(p)}] = off
+		in.positions.note(tp{s[:i], int32(p)}, off)
 		return nil
 	})
 }
@@ -688,8 +754,11 @@ func (in *Input) Restore(_ context.Context, r runtime.StateReader) error {
 // the output's transaction commits them.
 func (in *Input) Committed(ctx context.Context, _ uint64) error {
 	in.mu.Lock()
-	for _, ps := range in.parts {
+	for t, ps := range in.parts {
 		ps.durable = ps.snap
+		if ps.durable >= 0 {
+			in.positions.note(t, ps.durable)
+		}
 	}
 	close(in.ckpt)
 	in.ckpt = make(chan struct{})
