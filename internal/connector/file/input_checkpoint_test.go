@@ -51,6 +51,21 @@ func checkpointInput(t *testing.T, store *memStore, in *Input) {
 	}
 }
 
+// waitDrained waits, as the checkpoint coordinator's drain does, until no
+// batch of in is in flight: an outlet has recorded a batch once its Emit
+// ran, but the reader gives back its own reference on the batch only after
+// Emit returns.
+func waitDrained(t *testing.T, in *Input) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for in.InFlight() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d batches still in flight after 5s", in.InFlight())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // cutOutlet blocks, as the checkpoint gate does, the Emit after the first
 // n.
 type cutOutlet struct {
@@ -340,6 +355,7 @@ func TestInputCheckpointFollow(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- in.Run(ctx, o) }()
 		waitValues(t, o, want...)
+		waitDrained(t, in)
 		checkpointInput(t, store, in)
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {
@@ -395,6 +411,7 @@ func TestInputCheckpointTruncatedWhileFollowed(t *testing.T) {
 	waitValues(t, o, "aaaa", "bbbb", "cccc")
 	writeFile(t, path, "x\n")
 	waitValues(t, o, "aaaa", "bbbb", "cccc", "x")
+	waitDrained(t, in)
 	checkpointInput(t, store, in)
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
