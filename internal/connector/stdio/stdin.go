@@ -106,14 +106,19 @@ func (s *Stdin) Run(ctx context.Context, out runtime.Outlet) error {
 	a := &asyncReader{r: s.r, reqs: make(chan []byte), res: make(chan readResult, 1), done: make(chan struct{})}
 	s.done = a.done
 	go a.loop()
+	stop := context.AfterFunc(ctx, a.interrupt)
 	defer func() {
+		stop()
 		close(a.reqs)
-		if !a.abandoned {
+		if a.abandoned {
+			// The context's cancel closes Done before it starts the
+			// AfterFunc: Run can get here first and stop it, so interrupt
+			// the blocked read here too.
+			a.interrupt()
+		} else {
 			<-a.done // idle: it exits at once
 		}
 	}()
-	stop := context.AfterFunc(ctx, a.interrupt)
-	defer stop()
 
 	src := readerFunc(func(p []byte) (int, error) { return a.read(ctx, p) })
 	s.rd.Reset(stdinSource)
