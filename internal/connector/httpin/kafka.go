@@ -100,15 +100,7 @@ func (c KafkaConfig) Validate() error {
 			errs = append(errs, e)
 		}
 	}
-	if _, ok := codecs[c.Compression]; !ok {
-		errs = append(errs, &config.FieldError{Field: "compression", Msg: fmt.Sprintf("compression %q", c.Compression), Expected: "none, gzip, snappy, lz4 or zstd"})
-	}
 	return errors.Join(errs...)
-}
-
-var codecs = map[string]kgo.CompressionCodec{
-	"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
-	"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
 }
 
 // producer is the node's Kafka producer: idempotent, acks from all in-sync
@@ -122,16 +114,7 @@ type producer struct {
 }
 
 func newProducer(c KafkaConfig) (*producer, error) {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(c.Brokers...),
-		kgo.ClientID(c.ClientID),
-		kgo.DefaultProduceTopic(c.Topic),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent: franz-go's default, which needs acks=all
-		kgo.ProducerBatchCompression(codecs[c.Compression]),
-		kgo.ProducerLinger(c.Linger),
-		kgo.MaxBufferedRecords(c.MaxBufferedRecords),
-	)
+	cl, err := kgo.NewClient(append(kafka.ProducerOpts(c.outputConfig()), kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}

@@ -56,6 +56,9 @@ func (c OutputConfig) Validate() error {
 	if c.Topic == "" {
 		errs = append(errs, &config.FieldError{Field: "topic", Msg: "no topic", Expected: "a topic name"})
 	}
+	if _, ok := codecs[c.Compression]; !ok {
+		errs = append(errs, &config.FieldError{Field: "compression", Msg: fmt.Sprintf("compression %q", c.Compression), Expected: "none, gzip, snappy, lz4 or zstd"})
+	}
 	if c.MaxBufferedRecords < 1 {
 		errs = append(errs, &config.FieldError{Field: "max_buffered_records", Msg: "max_buffered_records is below 1", Expected: "at least 1"})
 	}
@@ -84,6 +87,22 @@ func (c OutputConfig) Validate() error {
 var codecs = map[string]kgo.CompressionCodec{
 	"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
 	"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
+}
+
+// ProducerOpts are the client options of a producer for cfg: brokers,
+// client id, the topic, acks from all in-sync replicas (idempotent),
+// compression, linger and the buffer bound. The kafka output and the http
+// input's Kafka buffer both start from them.
+func ProducerOpts(cfg OutputConfig) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.DefaultProduceTopic(cfg.Topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchCompression(codecs[cfg.Compression]),
+		kgo.ProducerLinger(cfg.Linger),
+		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
+	}
 }
 
 // OutputSpec is a checked output configuration with its expressions
@@ -193,17 +212,7 @@ func NewOutput(cfg OutputConfig, env runtime.Env) (*Output, error) {
 	vs.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 5) // v6 names topics by id; we send names
 	o := &Output{cfg: cfg, env: env, log: log, exactly: exactly,
 		stateKey: fmt.Appendf(nil, "%s%d", txnKeyPrefix, env.Instance),
-		opts: []kgo.Opt{
-			kgo.SeedBrokers(cfg.Brokers...),
-			kgo.ClientID(cfg.ClientID),
-			kgo.DefaultProduceTopic(cfg.Topic),
-			kgo.RecordPartitioner(partitioner),
-			kgo.RequiredAcks(kgo.AllISRAcks()),
-			kgo.ProducerBatchCompression(codecs[cfg.Compression]),
-			kgo.ProducerLinger(cfg.Linger),
-			kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
-			kgo.MaxVersions(vs),
-		}}
+		opts:     append(ProducerOpts(cfg), kgo.RecordPartitioner(partitioner), kgo.MaxVersions(vs))}
 	if exactly {
 		// The transactional ids are set by Restore, which knows the
 		// process's id; the inputs of the pipeline are built already.
