@@ -280,7 +280,7 @@ func (s *Server) stats(now time.Time) Stats {
 func clamp01(f float64) float64 { return min(max(f, 0), 1) }
 
 func (s *Server) ckptStats(now time.Time) *CkptStats {
-	st := s.ckptStatsOK(now)
+	st := s.lastCkptStats(now)
 	if st == nil {
 		return nil
 	}
@@ -292,7 +292,8 @@ func (s *Server) ckptStats(now time.Time) *CkptStats {
 	return st
 }
 
-func (s *Server) ckptStatsOK(now time.Time) *CkptStats {
+// lastCkptStats describes the last checkpoint (nil without checkpoints).
+func (s *Server) lastCkptStats(now time.Time) *CkptStats {
 	c := s.opts.Checkpoints
 	if c == nil {
 		return nil

@@ -81,9 +81,10 @@ func (q *Queue) Push(ctx context.Context, b *event.Batch, blocked *LiveTime, slo
 		}
 		q.mu.Unlock()
 		if waitStart == 0 {
-			waitStart = monoNow()
 			if blocked != nil {
 				waitStart = blocked.Begin(slot)
+			} else {
+				waitStart = monoNow()
 			}
 		}
 		select {
