@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/weir-dev/weir/internal/testkit"
 )
 
 // crashPoints are the places inside a checkpoint where the window crash
@@ -164,7 +166,7 @@ outputs:
 	}
 	got := publishedLines(t, out)
 	if !slices.Equal(got, want) {
-		missing, extra := diff(want, got)
+		missing, extra := testkit.DiffLines(want, got)
 		t.Fatalf("output differs from the fault-free run: %d lines missing, %d extra (of %d); e.g. missing %q extra %q",
 			len(missing), len(extra), len(want), first(missing), first(extra))
 	}
@@ -211,26 +213,6 @@ func publishedLines(t *testing.T, dir string) []string {
 	}
 	slices.Sort(lines)
 	return lines
-}
-
-func diff(want, got []string) (missing, extra []string) {
-	w := map[string]int{}
-	for _, l := range want {
-		w[l]++
-	}
-	for _, l := range got {
-		if w[l] > 0 {
-			w[l]--
-		} else {
-			extra = append(extra, l)
-		}
-	}
-	for l, n := range w {
-		for range n {
-			missing = append(missing, l)
-		}
-	}
-	return missing, extra
 }
 
 func first(s []string) string {

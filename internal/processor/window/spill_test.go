@@ -203,33 +203,13 @@ func TestSpillAndRestoreMatchInMemory(t *testing.T) {
 				{
 					got := runDriven(t, mk(0), s, tc.ooo, crashes, seed)
 					if !slices.Equal(got, want) {
-						missing, extra := diffLines(want, got)
+						missing, extra := testkit.DiffLines(want, got)
 						t.Fatalf("crashes=%v: %d results, want %d; %d missing (e.g. %v), %d extra (e.g. %v)", crashes, len(got), len(want), len(missing), first3(missing), len(extra), first3(extra))
 					}
 				}
 			})
 		}
 	}
-}
-
-func diffLines(want, got []string) (missing, extra []string) {
-	w := map[string]int{}
-	for _, l := range want {
-		w[l]++
-	}
-	for _, l := range got {
-		if w[l] > 0 {
-			w[l]--
-		} else {
-			extra = append(extra, l)
-		}
-	}
-	for l, n := range w {
-		for range n {
-			missing = append(missing, l)
-		}
-	}
-	return missing, extra
 }
 
 func first3(s []string) []string { return s[:min(3, len(s))] }
