@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/weir-dev/weir/internal/faults"
 	"log/slog"
@@ -80,6 +81,8 @@ type coordinator struct {
 	comps    []statefulComp
 	// ops are the operator instances, in topological order.
 	ops []*opState
+	// cl is the pipeline's changelog of keyed state (changelog.go).
+	cl *Changelog
 
 	lastDone atomic.Int64 // Unix nanoseconds of the last completed checkpoint
 	failures atomic.Int64
@@ -186,7 +189,11 @@ func (dr drainer) drain(ctx context.Context) error {
 // completed checkpoint.
 func (c *coordinator) restore(ctx context.Context) error {
 	for _, sc := range c.comps {
-		if err := sc.s.Restore(ctx, c.store.Reader(sc.node)); err != nil {
+		r, err := c.cl.readerFor(sc.node, sc.s, c.store.Reader(sc.node))
+		if err != nil {
+			return fmt.Errorf("node %q: restore from checkpoint %d: %w", sc.node, c.last, err)
+		}
+		if err := sc.s.Restore(ctx, r); err != nil {
 			return fmt.Errorf("node %q: restore from checkpoint %d: %w", sc.node, c.last, err)
 		}
 	}
@@ -251,11 +258,16 @@ func (c *coordinator) take(ctx context.Context) error {
 		return fmt.Errorf("drain of operators: %w", err)
 	}
 	defer unlock()
+	if c.cl != nil {
+		if err := c.cl.releaseDue(); err != nil {
+			return err
+		}
+	}
 	faults.Point("checkpoint.before-snapshot")
 	id := c.last + 1
 	tx := c.store.Begin()
 	for _, sc := range c.comps {
-		if err := sc.s.Snapshot(ctx, tx.Writer(sc.node)); err != nil {
+		if err := sc.s.Snapshot(ctx, c.cl.writerFor(sc.node, sc.s, tx.Writer(sc.node))); err != nil {
 			tx.Abort()
 			return fmt.Errorf("node %q: snapshot: %w", sc.node, err)
 		}
@@ -275,5 +287,32 @@ func (c *coordinator) take(ctx context.Context) error {
 			return fmt.Errorf("node %q: after commit: %w", sc.node, err)
 		}
 	}
+	if c.cl != nil {
+		c.cl.committed()
+	}
 	return nil
+}
+
+// exclusive runs fn with the pipeline stopped as for a checkpoint: inputs
+// held at the gate with everything they emitted acknowledged, operators
+// stopped between calls.
+func (c *coordinator) exclusive(ctx context.Context, fn func() error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished {
+		return errors.New("the pipeline is stopping")
+	}
+	c.gate.Lock()
+	defer c.gate.Unlock()
+	for _, d := range c.drainers {
+		if err := d.drain(ctx); err != nil {
+			return fmt.Errorf("drain of input %q: %w", d.node, err)
+		}
+	}
+	unlock, err := c.drainOperators(ctx)
+	if err != nil {
+		return fmt.Errorf("drain of operators: %w", err)
+	}
+	defer unlock()
+	return fn()
 }

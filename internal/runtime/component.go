@@ -93,7 +93,10 @@ type Env struct {
 	// components get Restore, Snapshot and Committed calls, and must not
 	// publish side effects (rename files, commit offsets) before Committed.
 	Checkpointing bool
-	Logger        *slog.Logger
+	// Changelog carries keyed state between processes that share the
+	// partitions of a Kafka input (changelog.go); nil without checkpoints.
+	Changelog *Changelog
+	Logger    *slog.Logger
 	// Registerer is where a component registers its own metrics (nil for
 	// none). Metric names start with weir_; label them with the node name.
 	Registerer prometheus.Registerer

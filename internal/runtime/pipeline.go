@@ -86,6 +86,7 @@ type Pipeline struct {
 	// final checkpoint — every event read is then written — and closes
 	// finalDone, which every output waits for before it closes.
 	ckpt        *coordinator
+	changelog   *Changelog
 	outputsLeft atomic.Int32
 	finalDone   chan struct{}
 
@@ -101,6 +102,7 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 	p := &Pipeline{g: g, opts: opts, log: opts.Logger.With(slog.String("pipeline", g.Name))}
 	if opts.Store != nil {
 		p.ckpt = newCoordinator(opts.Store, opts.CheckpointInterval, p.log, opts.Registerer)
+		p.changelog = newChangelog(p.ckpt, p.log, opts.Registerer)
 		p.finalDone = make(chan struct{})
 	}
 	nodeStats := make(map[*dag.Node]*NodeStats, len(g.Nodes))
@@ -212,7 +214,7 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 			}
 			inst.origin = nodeIndex[s.Head()]
 			env := Env{Pipeline: g.Name, Instance: i, Parallelism: s.Parallelism, BatchSize: opts.BatchSize, Linger: opts.Linger, Registerer: opts.Registerer,
-				DeferValidation: s.Head().Kind == dag.Input && deferValidation(s.Head()), Checkpointing: p.ckpt != nil}
+				DeferValidation: s.Head().Kind == dag.Input && deferValidation(s.Head()), Checkpointing: p.ckpt != nil, Changelog: p.changelog}
 			var err error
 			kind := s.Head().Kind
 			if isOp(s) {
@@ -242,6 +244,9 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 					if p.ckpt != nil {
 						p.ckpt.add(s.Head().Name, op, nil)
 						p.ckpt.addOperator(inst.opst)
+						if ks, ok := op.(KeyedState); ok {
+							p.changelog.add(s.Head().Name, ks)
+						}
 					}
 				}
 			default:

@@ -148,6 +148,11 @@ type Input struct {
 
 	// link is this input's entry in the registry (links.mu guards it).
 	link linkState
+	// changelog: linked, with keyed operators in the pipeline, whose
+	// state follows the partitions (changelog.go); fixed by Restore.
+	changelog bool
+	// fatal stops Run: a partition's state could not be restored.
+	fatal error
 }
 
 type tp struct {
@@ -350,6 +355,12 @@ func (in *Input) Run(ctx context.Context, out runtime.Outlet) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		in.mu.Lock()
+		fatal := in.fatal
+		in.mu.Unlock()
+		if fatal != nil {
+			return fatal
+		}
 		if errs := fetches.Errors(); len(errs) > 0 {
 			for _, fe := range errs {
 				if errors.Is(fe.Err, context.Canceled) {
@@ -485,7 +496,20 @@ func contains(ps []int32, p int32) bool {
 
 // assigned starts partitions that the last checkpoint has a position for
 // at that position; linked, they start at the group's committed offsets.
-func (in *Input) assigned(_ context.Context, cl *kgo.Client, parts map[string][]int32) {
+func (in *Input) assigned(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+	if in.changelog {
+		// Before the partitions are owned: nothing of them is emitted
+		// until their state is here.
+		if err := in.restoreAssigned(ctx, parts); err != nil {
+			in.log.Error("kafka: restore of partition state failed; the pipeline stops", "err", err)
+			in.mu.Lock()
+			if in.fatal == nil {
+				in.fatal = err
+			}
+			in.mu.Unlock()
+			return
+		}
+	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	_, gen := cl.GroupMetadata()
@@ -564,7 +588,11 @@ func (in *Input) revoked(ctx context.Context, _ *kgo.Client, revoked map[string]
 		}
 	}
 	in.mu.Unlock()
-	if err := in.awaitCovered(ctx, revoked); err != nil {
+	err := in.awaitCovered(ctx, revoked)
+	if err == nil && in.changelog {
+		err = in.releaseRevoked(ctx, revoked)
+	}
+	if err != nil {
 		in.mu.Lock()
 		if in.tainted == nil {
 			in.tainted = err
@@ -729,12 +757,18 @@ func (in *Input) Snapshot(_ context.Context, w runtime.StateWriter) error {
 // Restore implements runtime.Stateful. It also fixes whether the input is
 // linked (the runtime builds every node before it restores any): linked,
 // the positions of the checkpoint are not used.
-func (in *Input) Restore(_ context.Context, r runtime.StateReader) error {
+func (in *Input) Restore(ctx context.Context, r runtime.StateReader) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.linked = links.start(in)
 	if in.linked {
 		in.log.Info("kafka: offsets are committed in the exactly_once output's transactions; partitions start at the group's committed offsets", slog.String("group", in.cfg.Group))
+		if in.env.Changelog.Wanted() {
+			if err := in.enableChangelog(ctx); err != nil {
+				return err
+			}
+			in.log.Info("kafka: keyed state follows the partitions through the changelog topic", slog.String("topic", in.env.Changelog.Name()))
+		}
 	}
 	return r.Scan(nil, nil, func(k, v []byte) error {
 		s := string(k)

@@ -204,9 +204,11 @@ func NewOutput(cfg OutputConfig, env runtime.Env) (*Output, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	partitioner := kgo.StickyKeyPartitioner(nil)
+	// Records to other topics than the output's (the changelog of keyed
+	// state, changelog.go) name their partition.
+	partitioner := topicPartitioner{topic: cfg.Topic, def: kgo.StickyKeyPartitioner(nil), other: kgo.ManualPartitioner()}
 	if cfg.Partition != nil {
-		partitioner = kgo.ManualPartitioner()
+		partitioner.def = kgo.ManualPartitioner()
 	}
 	vs := kversion.Stable()
 	vs.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 5) // v6 names topics by id; we send names
@@ -225,6 +227,20 @@ func NewOutput(cfg OutputConfig, env runtime.Env) (*Output, error) {
 	}
 	o.cl = cl
 	return o, nil
+}
+
+// topicPartitioner partitions the records of topic with def, others with
+// other.
+type topicPartitioner struct {
+	topic      string
+	def, other kgo.Partitioner
+}
+
+func (p topicPartitioner) ForTopic(t string) kgo.TopicPartitioner {
+	if t == p.topic {
+		return p.def.ForTopic(t)
+	}
+	return p.other.ForTopic(t)
 }
 
 func (o *Output) promise(_ *kgo.Record, err error) {

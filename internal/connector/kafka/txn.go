@@ -180,6 +180,11 @@ func (o *Output) Snapshot(ctx context.Context, w runtime.StateWriter) error {
 			return fmt.Errorf("kafka output: snapshot: %w", err)
 		}
 	}
+	if o.linked {
+		if err := o.produceChangelogLocked(ctx); err != nil {
+			return o.breakLocked(err)
+		}
+	}
 	if !o.txn.open {
 		if o.txn.hasRecord {
 			if err := w.Delete(o.stateKey); err != nil {

@@ -140,7 +140,10 @@ type Op[S any] struct {
 	rng   opstate.Range // this instance's part of the checkpointed state
 	opts  Options
 
-	keys      map[string]*keyState[S]
+	keys map[string]*keyState[S]
+	// gone are the keys forgotten since the last checkpoint (their
+	// deletion goes to a changelog).
+	gone      map[string]bool
 	eventT    timerHeap
 	procT     timerHeap
 	ttlCheck  int64
@@ -154,7 +157,7 @@ var _ runtime.Stateful = (*Op[int])(nil)
 // New returns one instance of an operator running f; keyed says whether
 // events arrive keyed (key_by).
 func New[S any](f Func[S], env runtime.Env, keyed bool, opts Options) *Op[S] {
-	return &Op[S]{f: f, keyed: keyed, rng: opstate.New(env, keyed), opts: opts, keys: map[string]*keyState[S]{},
+	return &Op[S]{f: f, keyed: keyed, rng: opstate.New(env, keyed), opts: opts, keys: map[string]*keyState[S]{}, gone: map[string]bool{},
 		wm: event.NoWatermark, restoredW: event.NoWatermark}
 }
 
@@ -171,6 +174,7 @@ func (o *Op[S]) state(key string) *keyState[S] {
 	if ks == nil {
 		ks = &keyState[S]{}
 		o.keys[key] = ks
+		delete(o.gone, key)
 	}
 	return ks
 }
@@ -179,6 +183,7 @@ func (o *Op[S]) state(key string) *keyState[S] {
 func (o *Op[S]) settle(key string, ks *keyState[S]) {
 	if ks.cleared && len(ks.Timers) == 0 {
 		delete(o.keys, key)
+		o.gone[key] = true
 	}
 	ks.cleared = false
 }
@@ -221,6 +226,7 @@ func (o *Op[S]) Advance(_ context.Context, watermark, now int64, out *runtime.Co
 		for k, ks := range o.keys {
 			if now-ks.LastSeen >= int64(o.opts.TTL) {
 				delete(o.keys, k)
+				o.gone[k] = true
 			}
 		}
 	}
@@ -278,7 +284,78 @@ func (o *Op[S]) Snapshot(_ context.Context, w runtime.StateWriter) error {
 			return err
 		}
 	}
+	// The range deletion above took them; a changelog needs them named.
+	for k := range o.gone {
+		key = append(o.rng.Key(key[:0], 'k'), k...)
+		if err := w.Delete(key); err != nil {
+			return err
+		}
+	}
+	clear(o.gone)
 	return nil
+}
+
+var _ runtime.KeyedState = (*Op[int])(nil)
+
+// EventKey implements runtime.KeyedState.
+func (o *Op[S]) EventKey(stateKey []byte) ([]byte, bool) {
+	if len(stateKey) < 3 || stateKey[2] != 'k' {
+		return nil, false
+	}
+	return stateKey[3:], true
+}
+
+// Release implements runtime.KeyedState: the state of the keys drop
+// selects goes to w, and they are forgotten.
+func (o *Op[S]) Release(drop func(key []byte) bool, w runtime.StateWriter) error {
+	var key []byte
+	for k, ks := range o.keys {
+		if !drop([]byte(k)) {
+			continue
+		}
+		v, err := json.Marshal(ks)
+		if err != nil {
+			return fmt.Errorf("state of key %q: %w", k, err)
+		}
+		key = append(o.rng.Key(key[:0], 'k'), k...)
+		if err := w.Set(key, v); err != nil {
+			return err
+		}
+		delete(o.keys, k)
+	}
+	for k := range o.gone {
+		if !drop([]byte(k)) {
+			continue
+		}
+		key = append(o.rng.Key(key[:0], 'k'), k...)
+		if err := w.Delete(key); err != nil {
+			return err
+		}
+		delete(o.gone, k)
+	}
+	return nil
+}
+
+// Acquire implements runtime.KeyedState: the keys accept selects are read
+// from this instance's range.
+func (o *Op[S]) Acquire(accept func(key []byte) bool, r runtime.StateReader) error {
+	return r.Scan(o.rng.Key(nil, 'k'), o.rng.Key(nil, 'k'+1), func(k, v []byte) error {
+		k = k[3:]
+		if !accept(k) || o.keys[string(k)] != nil {
+			return nil
+		}
+		key := string(k)
+		ks := &keyState[S]{}
+		if err := json.Unmarshal(v, ks); err != nil {
+			return fmt.Errorf("keyed state: key %q: %w", key, err)
+		}
+		o.keys[key] = ks
+		delete(o.gone, key)
+		for _, t := range ks.Timers {
+			o.push(t, key)
+		}
+		return nil
+	})
 }
 
 // Restore implements runtime.Stateful.

@@ -1,0 +1,256 @@
+package kafka_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-dev/weir/internal/app"
+	"github.com/weir-dev/weir/internal/dag"
+	"github.com/weir-dev/weir/internal/event"
+	"github.com/weir-dev/weir/internal/processor/keyed"
+	"github.com/weir-dev/weir/internal/runtime"
+)
+
+// counter emits, for each event, the running count of its key.
+type counter struct{ by string }
+
+func (c counter) OnEvent(ctx *keyed.Context[int], _ *event.Event) error {
+	n := ctx.State()
+	*n++
+	ctx.Emit(fmt.Appendf(nil, `{"k":%q,"n":%d,"by":%q}`, ctx.Key(), *n, c.by), 0)
+	return nil
+}
+
+func (counter) OnTimer(*keyed.Context[int], keyed.Timer) error { return nil }
+
+// withCounter builds the node "count" as a keyed counter.
+type withCounter struct {
+	runtime.Factory
+}
+
+func (f withCounter) IsOperator(n *dag.Node) bool {
+	return n.Name == "count" || f.Factory.(runtime.OperatorFactory).IsOperator(n)
+}
+
+func (f withCounter) NewOperator(n *dag.Node, env runtime.Env) (runtime.Operator, error) {
+	if n.Name == "count" {
+		return keyed.New[int](counter{by: env.Pipeline}, env, true, keyed.Options{}), nil
+	}
+	return f.Factory.(runtime.OperatorFactory).NewOperator(n, env)
+}
+
+// TestKeyedStateFollowsPartitions: two pipelines of one consumer group in
+// one process (each its own state directory, as two processes would have)
+// count events per key with a keyed operator, exactly once into a topic.
+// The second one joins mid-stream (half the partitions move to it), then
+// the first one stops (the rest move). Every key's counts at the output
+// must be exactly 1..n, each once: a count that restarted on the new owner
+// (state left behind) repeats a number, one counted twice skips one.
+func TestKeyedStateFollowsPartitions(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "in", "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := strings.Join(c.ListenAddrs(), ", ")
+	dir := t.TempDir()
+
+	type running struct {
+		cancel context.CancelFunc
+		done   chan error
+		reg    *prometheus.Registry
+	}
+	start := func(name string) *running {
+		yaml := fmt.Sprintf(`
+name: %[1]s
+control: {address: ""}
+status: off
+state:
+  dir: %[2]s/%[1]s
+  checkpoint_interval: 100ms
+inputs:
+  in:
+    type: kafka
+    brokers: [%[3]s]
+    topics: [in]
+    group: counts
+    session_timeout: 6s
+    heartbeat_interval: 500ms
+    rebalance_timeout: 10s
+processors:
+  count:
+    type: filter
+    from: in
+    expr: "true"
+    key_by: k
+outputs:
+  out:
+    type: kafka
+    from: count
+    brokers: [%[3]s]
+    topic: out
+    guarantee: exactly_once
+`, name, dir, brokers)
+		l, err := app.LoadBytes(name+".yaml", []byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		store, closeStore, err := l.OpenState(slog.Default())
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := l.RuntimeOptions()
+		opts.Store = store
+		opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		reg := prometheus.NewRegistry()
+		opts.Registerer = reg
+		p, err := runtime.New(l.Graph, withCounter{l.Factory()}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		r := &running{cancel: cancel, done: make(chan error, 1), reg: reg}
+		go func() {
+			err := p.Run(ctx)
+			if cerr := closeStore(); err == nil {
+				err = cerr
+			}
+			r.done <- err
+		}()
+		return r
+	}
+	stop := func(r *running) {
+		r.cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Fatalf("pipeline: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("pipeline did not stop")
+		}
+	}
+
+	src, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	const keys = 40
+	produced := 0
+	feed := func(n int) {
+		recs := make([]*kgo.Record, 0, n)
+		for range n {
+			k := fmt.Sprintf("k%d", produced%keys)
+			recs = append(recs, &kgo.Record{Key: []byte(k), Value: fmt.Appendf(nil, `{"k":%q,"i":%d}`, k, produced)})
+			produced++
+		}
+		if err := src.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	type result struct {
+		K  string `json:"k"`
+		N  int    `json:"n"`
+		By string `json:"by"`
+	}
+	var results []result
+	await := func(what string) {
+		deadline := time.Now().Add(90 * time.Second)
+		for len(results) < produced {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d results of %d events", what, len(results), produced)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			fs := out.PollFetches(ctx)
+			cancel()
+			fs.EachRecord(func(r *kgo.Record) {
+				var res result
+				if err := json.Unmarshal(r.Value, &res); err != nil {
+					t.Fatalf("result %q: %v", r.Value, err)
+				}
+				results = append(results, res)
+			})
+		}
+	}
+
+	a := start("counts-a")
+	feed(400)
+	await("a alone")
+	b := start("counts-b")
+	for range 10 {
+		feed(100)
+		time.Sleep(200 * time.Millisecond)
+	}
+	await("a and b")
+	stop(a)
+	feed(600)
+	await("b alone")
+	stop(b)
+	// Nothing more than one result per event: poll a little longer.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	out.PollFetches(ctx).EachRecord(func(r *kgo.Record) { t.Errorf("extra result %s", r.Value) })
+	cancel()
+
+	seen := map[string]map[int]int{}
+	by := map[string]map[string]bool{}
+	for _, r := range results {
+		if seen[r.K] == nil {
+			seen[r.K], by[r.K] = map[int]int{}, map[string]bool{}
+		}
+		seen[r.K][r.N]++
+		by[r.K][r.By] = true
+	}
+	moved := 0
+	for k, ns := range seen {
+		total := produced / keys
+		for n := 1; n <= total; n++ {
+			if ns[n] != 1 {
+				t.Errorf("key %s: count %d seen %d times (want once; counts 1..%d)", k, n, ns[n], total)
+			}
+		}
+		if len(ns) != total {
+			t.Errorf("key %s: %d distinct counts, want %d", k, len(ns), total)
+		}
+		if len(by[k]) == 2 {
+			moved++
+		}
+	}
+	if len(seen) != keys {
+		t.Errorf("%d keys at the output, want %d", len(seen), keys)
+	}
+	if moved == 0 {
+		t.Error("no key was counted by both pipelines: no partition moved")
+	}
+	restores := 0
+	for _, r := range []*running{a, b} {
+		mfs, _ := r.reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "weir_state_restore_seconds" {
+				restores += int(mf.GetMetric()[0].GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	t.Logf("events=%d results=%d keys=%d keys_moved=%d partition_restores=%d", produced, len(results), len(seen), moved, restores)
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
