@@ -502,7 +502,7 @@ func (cl *Changelog) Import(ctx context.Context, part int32, recs []ChangelogRec
 	took := time.Since(since)
 	cl.restoreSeconds.Observe(took.Seconds())
 	cl.log.Info("keyed state of a partition restored from the changelog", slog.Int("partition", int(part)),
-		slog.Int("records", len(recs)), slog.Duration("took", took))
+		slog.Int("records", len(recs)), slog.Float64("took_ms", float64(took.Microseconds())/1000))
 	return nil
 }
 

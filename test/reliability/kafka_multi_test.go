@@ -18,6 +18,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-dev/weir/internal/runtime"
 )
 
 // TestKafkaExactlyOnceMultiProcess: a kfake cluster in the test process and
@@ -28,6 +30,15 @@ import (
 // its session times out) and restarted later (partitions move back). At
 // the end the output topic, read with read_committed, must hold every
 // input record exactly once.
+//
+// The pipeline also counts the records per key in 10 s tumbling windows of
+// event time (the record timestamps: 10 ms apart), so its window state
+// must follow the partitions between processes (the changelog). A
+// partition that moves to a process whose watermark is ahead delivers
+// late events; allowed_lateness takes them, and the window emits an
+// updated result for each: the last result of each key and window must
+// equal a brute-force count of the input. The feeder ends with a record
+// far in the future on every partition, which closes every window.
 //
 // restore_ms is the time from the restarted process's start until the
 // first record it wrote is visible to a read_committed consumer (so it
@@ -65,15 +76,24 @@ inputs:
     session_timeout: 6s
     heartbeat_interval: 1s
     rebalance_timeout: 10s
+    event_time: {idle_timeout: 2s}
 processors:
   tag:
     type: map
     from: in
     set: {proc: '"%[2]s"'}
+  counts:
+    type: window
+    from: in
+    key_by: key()
+    window: tumbling
+    size: 10s
+    allowed_lateness: 1h
+    aggregates: {n: count()}
 outputs:
   out:
     type: kafka
-    from: tag
+    from: [tag, counts]
     parallelism: 1
     brokers: [%[3]s]
     topic: out
@@ -105,7 +125,7 @@ outputs:
 			from := produced.Load()
 			recs := make([]*kgo.Record, 0, 100)
 			for i := from; i < from+100; i++ {
-				recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%97), Value: fmt.Appendf(nil, `{"id":%d}`, i)})
+				recs = append(recs, &kgo.Record{Key: fmt.Appendf(nil, "k%d", i%97), Value: fmt.Appendf(nil, `{"id":%d}`, i), Timestamp: eventTime(i)})
 			}
 			if err := src.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 				fed <- err
@@ -172,6 +192,22 @@ outputs:
 	if err := <-fed; err != nil {
 		t.Fatal(err)
 	}
+	counted := produced.Load() // the records the windows count
+	// One record per partition far in the future closes every window.
+	var closers []*kgo.Record
+	for p := range int32(12) {
+		for j := 0; ; j++ {
+			if k := fmt.Sprintf("close-%d", j); runtime.KafkaPartition([]byte(k), 12) == p {
+				id := counted + int64(p)
+				closers = append(closers, &kgo.Record{Key: []byte(k), Value: fmt.Appendf(nil, `{"id":%d}`, id), Timestamp: eventTime(counted + 1e9)})
+				break
+			}
+		}
+	}
+	if err := src.ProduceSync(ctx, closers...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	produced.Add(int64(len(closers)))
 	total := produced.Load()
 	if !w.waitFor(func() bool { return w.distinct() >= int(total) }, 60*time.Second) {
 		t.Fatalf("the output holds %d of %d ids after 60s\n%s", w.distinct(), total, dumpLogs(procs))
@@ -193,7 +229,7 @@ outputs:
 	<-watchDone
 
 	// A fresh read of the whole output, read_committed.
-	count := readCommitted(t, c.ListenAddrs(), "out", int(total))
+	count, wins := readCommitted(t, c.ListenAddrs(), "out", int(total))
 	var out, dups, lost int64
 	for _, k := range count {
 		out += int64(k)
@@ -213,10 +249,37 @@ outputs:
 			gens[m[1]] = true
 		}
 	}
-	summary := fmt.Sprintf("input=%d output=%d dups=%d lost=%d rebalances=%d restore_ms=%d", total, out, dups, lost, len(gens), restoreMS)
+	// The brute-force reference of the windowed counts.
+	want := map[winID]int{}
+	for i := range counted {
+		want[winID{fmt.Sprintf("k%d", i%97), eventTime(i).UnixMilli() / 10000 * 10000}]++
+	}
+	wrong := 0
+	for w, n := range want {
+		if got := wins[w]; got != n {
+			if wrong < 10 {
+				t.Errorf("window %s at %d: count %d, want %d", w.key, w.start, got, n)
+			}
+			wrong++
+		}
+	}
+	for w := range wins {
+		if _, ok := want[w]; !ok {
+			t.Errorf("window %s at %d: a result, and no input", w.key, w.start)
+			wrong++
+		}
+	}
+	var restores []string
+	reRestore := regexp.MustCompile(`"msg":"keyed state of a partition restored from the changelog".*?"took_ms":([0-9.]+)`)
+	for _, l := range logs {
+		for _, m := range reRestore.FindAllStringSubmatch(l.String(), -1) {
+			restores = append(restores, m[1])
+		}
+	}
+	summary := fmt.Sprintf("input=%d output=%d dups=%d lost=%d rebalances=%d restore_ms=%d windows=%d window_mismatches=%d", total, out, dups, lost, len(gens), restoreMS, len(want), wrong)
 	fmt.Println(summary)
-	t.Logf("%s (killed after %d records)", summary, killedAt)
-	if dups != 0 || lost != 0 || out != total {
+	t.Logf("%s (killed after %d records; partition state restores took %v ms)", summary, killedAt, restores)
+	if dups != 0 || lost != 0 || out != total || wrong != 0 {
 		t.Fatalf("%s\n%s", summary, dumpLogs(procs))
 	}
 	if len(gens) < 3 {
@@ -278,15 +341,15 @@ type outWatch struct {
 
 func (w *outWatch) add(r *kgo.Record) {
 	var v struct {
-		ID   int64
+		ID   *int64
 		Proc string
 	}
-	if json.Unmarshal(r.Value, &v) != nil {
-		return
+	if json.Unmarshal(r.Value, &v) != nil || v.ID == nil {
+		return // a window result
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.seen[v.ID]++
+	w.seen[*v.ID]++
 	if _, ok := w.first[v.Proc]; !ok {
 		w.first[v.Proc] = time.Now()
 	}
@@ -327,10 +390,22 @@ func (w *outWatch) waitFor(cond func() bool, d time.Duration) bool {
 	return cond()
 }
 
+// eventTime is the timestamp of record i: 10 ms apart.
+func eventTime(i int64) time.Time {
+	return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * 10 * time.Millisecond)
+}
+
+// winID names a window result: its key and start (Unix milliseconds).
+type winID struct {
+	key   string
+	start int64
+}
+
 // readCommitted reads topic from the start with read_committed until it
 // has want records and then a second passes without one (or a minute
-// passes), and counts each id.
-func readCommitted(t *testing.T, brokers []string, topic string, want int) map[int64]int {
+// passes), and counts each id; window results go to the map of the last
+// count of each window.
+func readCommitted(t *testing.T, brokers []string, topic string, want int) (map[int64]int, map[winID]int) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
@@ -339,6 +414,7 @@ func readCommitted(t *testing.T, brokers []string, topic string, want int) map[i
 	}
 	defer cl.Close()
 	count := map[int64]int{}
+	wins := map[winID]int{}
 	total := 0
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -347,16 +423,28 @@ func readCommitted(t *testing.T, brokers []string, topic string, want int) map[i
 		cancel()
 		n := 0
 		fs.EachRecord(func(r *kgo.Record) {
-			var v struct{ ID int64 }
+			var v struct {
+				ID    *int64
+				Key   string
+				Start *int64 `json:"window_start"`
+				N     int
+			}
 			if err := json.Unmarshal(r.Value, &v); err != nil {
 				t.Fatalf("bad output record %q", r.Value)
 			}
-			count[v.ID]++
+			if v.Start != nil {
+				wins[winID{v.Key, *v.Start}] = v.N // the last result wins
+				return
+			}
+			if v.ID == nil {
+				t.Fatalf("output record without id %q", r.Value)
+			}
+			count[*v.ID]++
 			n++
 		})
 		total += n
 		if n == 0 && (total >= want || time.Now().After(deadline)) {
-			return count
+			return count, wins
 		}
 	}
 }
