@@ -155,7 +155,10 @@ type Op struct {
 	hold  bool
 	rng   opstate.Range // this instance's part of the checkpointed state
 
-	state    map[bucket]*sides
+	state map[bucket]*sides
+	// gone are the state keys of the events dropped since the last
+	// checkpoint, for their deletion in a changelog.
+	gone     [][]byte
 	expiries expiries
 	wm       int64
 	restored int64
@@ -343,14 +346,16 @@ func (o *Op) Advance(_ context.Context, watermark, _ int64, out *runtime.Collect
 					o.emit(out, x.bucket, &sd.ev[0][li], &sd.ev[1][ri], x.bucket.start+o.j.size-1)
 				}
 			}
+			o.forget(x.bucket, sd.ev[0], 0)
+			o.forget(x.bucket, sd.ev[1], 1)
 			o.release(sd.ev[0])
 			o.release(sd.ev[1])
 			delete(o.state, x.bucket)
 			continue
 		}
 		// interval: drop the events whose partners can no longer come.
-		sd.ev[0] = o.expire(sd.ev[0], func(s *stored) bool { return s.t+o.j.upper > o.wm })
-		sd.ev[1] = o.expire(sd.ev[1], func(s *stored) bool { return s.t-o.j.lower > o.wm })
+		sd.ev[0] = o.expire(x.bucket, 0, sd.ev[0], func(s *stored) bool { return s.t+o.j.upper > o.wm })
+		sd.ev[1] = o.expire(x.bucket, 1, sd.ev[1], func(s *stored) bool { return s.t-o.j.lower > o.wm })
 		if len(sd.ev[0]) == 0 && len(sd.ev[1]) == 0 {
 			delete(o.state, x.bucket)
 		}
@@ -360,7 +365,7 @@ func (o *Op) Advance(_ context.Context, watermark, _ int64, out *runtime.Collect
 
 // expire drops the events that are no longer alive, giving back their
 // acknowledgements.
-func (o *Op) expire(ss []stored, alive func(*stored) bool) []stored {
+func (o *Op) expire(b bucket, side int, ss []stored, alive func(*stored) bool) []stored {
 	w := 0
 	for i := range ss {
 		if alive(&ss[i]) {
@@ -368,6 +373,7 @@ func (o *Op) expire(ss []stored, alive func(*stored) bool) []stored {
 			w++
 			continue
 		}
+		o.forget(b, ss[i:i+1], side)
 		if ss[i].ack != nil {
 			ss[i].ack.Done(1)
 		}
@@ -375,6 +381,17 @@ func (o *Op) expire(ss []stored, alive func(*stored) bool) []stored {
 	}
 	clear(ss[w:])
 	return ss[:w]
+}
+
+// forget notes the state keys of events leaving the state, when the
+// pipeline keeps a changelog (only then are they needed).
+func (o *Op) forget(b bucket, ss []stored, side int) {
+	if o.env.Changelog == nil || o.env.Changelog.Name() == "" {
+		return
+	}
+	for i := range ss {
+		o.gone = append(o.gone, o.eventKey(nil, side, ss[i].seq, b.key))
+	}
 }
 
 func (o *Op) release(ss []stored) {
