@@ -17,7 +17,7 @@ import (
 type memState struct{ m map[string][]byte }
 
 func (s *memState) Set(k, v []byte) error { s.m[string(k)] = bytes.Clone(v); return nil }
-func (s *memState) Delete(k []byte) error  { delete(s.m, string(k)); return nil }
+func (s *memState) Delete(k []byte) error { delete(s.m, string(k)); return nil }
 func (s *memState) DeleteRange(a, b []byte) error {
 	for k := range s.m {
 		if k >= string(a) && k < string(b) {
