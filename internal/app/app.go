@@ -41,6 +41,7 @@ func LoadBytes(file string, data []byte) (*Loaded, error) {
 	var errs config.Errors
 	collect(&errs, err)
 	builders := make(map[string]Builder, len(p.Nodes))
+	cfgs := make(map[string]any, len(p.Nodes))
 	for _, n := range p.Nodes {
 		if n.Type == "" {
 			continue // reported by Parse
@@ -58,6 +59,10 @@ func LoadBytes(file string, data []byte) (*Loaded, error) {
 		b, berrs := c.Build(cfg, n)
 		collect(&errs, berrs)
 		builders[n.Name] = b
+		cfgs[n.Name] = cfg
+	}
+	if len(errs) == 0 {
+		collect(&errs, repartition(p, cfgs, builders))
 	}
 	g, err := dag.Build(p)
 	collect(&errs, err)

@@ -95,6 +95,7 @@ type Changelog struct {
 
 	mu      sync.Mutex
 	nodes   map[string][]KeyedState // instances by node, in instance order
+	sources map[string][]string     // the inputs upstream of each node
 	name    string
 	parts   int32 // partitions; 0 while disabled
 	held    map[int32]bool
@@ -127,20 +128,30 @@ func newChangelog(c *coordinator, log *slog.Logger, reg prometheus.Registerer) *
 	return cl
 }
 
-func (cl *Changelog) add(node string, ks KeyedState) {
+func (cl *Changelog) add(node string, ks KeyedState, sources []string) {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	cl.nodes[node] = append(cl.nodes[node], ks)
+	if cl.sources == nil {
+		cl.sources = map[string][]string{}
+	}
+	cl.sources[node] = sources
 }
 
-// Wanted reports whether the pipeline has operators with keyed state.
-func (cl *Changelog) Wanted() bool {
+// WantedBy reports whether operators with keyed state read the events of
+// input (it is upstream of one).
+func (cl *Changelog) WantedBy(input string) bool {
 	if cl == nil {
 		return false
 	}
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	return len(cl.nodes) > 0
+	for node := range cl.nodes {
+		if slices.Contains(cl.sources[node], input) {
+			return true
+		}
+	}
+	return false
 }
 
 // Enable turns the changelog on, with name (the topic) and the number of

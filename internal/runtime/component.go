@@ -93,6 +93,9 @@ type Env struct {
 	// components get Restore, Snapshot and Committed calls, and must not
 	// publish side effects (rename files, commit offsets) before Committed.
 	Checkpointing bool
+	// Sources are the input nodes the node's events derive from (every
+	// input upstream of it).
+	Sources []string
 	// Changelog carries keyed state between processes that share the
 	// partitions of a Kafka input (changelog.go); nil without checkpoints.
 	Changelog *Changelog

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,6 +158,21 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 	handler := func(inst *instance, n *dag.Node) *errHandler {
 		return &errHandler{node: n, stats: nodeStats[n], logger: p.log, dlq: dlqRouter(inst, n), limit: opts.BatchSize, fates: &p.fates}
 	}
+	// The inputs upstream of each node.
+	sources := map[*dag.Node][]string{}
+	for _, n := range g.Nodes {
+		if n.Kind == dag.Input {
+			sources[n] = []string{n.Name}
+			continue
+		}
+		for _, e := range n.In {
+			for _, src := range sources[e.From] {
+				if !slices.Contains(sources[n], src) {
+					sources[n] = append(sources[n], src)
+				}
+			}
+		}
+	}
 	for _, s := range g.Stages {
 		for i := 0; i < s.Parallelism; i++ {
 			inst := &instance{p: p, stage: s, idx: i, stats: stageStats[s], wmOut: &wmOut{cur: event.NoWatermark}}
@@ -214,7 +230,7 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 			}
 			inst.origin = nodeIndex[s.Head()]
 			env := Env{Pipeline: g.Name, Instance: i, Parallelism: s.Parallelism, BatchSize: opts.BatchSize, Linger: opts.Linger, Registerer: opts.Registerer,
-				DeferValidation: s.Head().Kind == dag.Input && deferValidation(s.Head()), Checkpointing: p.ckpt != nil, Changelog: p.changelog}
+				DeferValidation: s.Head().Kind == dag.Input && deferValidation(s.Head()), Checkpointing: p.ckpt != nil, Changelog: p.changelog, Sources: sources[s.Head()]}
 			var err error
 			kind := s.Head().Kind
 			if isOp(s) {
@@ -245,7 +261,7 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 						p.ckpt.add(s.Head().Name, op, nil)
 						p.ckpt.addOperator(inst.opst)
 						if ks, ok := op.(KeyedState); ok {
-							p.changelog.add(s.Head().Name, ks)
+							p.changelog.add(s.Head().Name, ks, env.Sources)
 						}
 					}
 				}

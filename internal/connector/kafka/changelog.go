@@ -66,10 +66,23 @@ func (in *Input) enableChangelog(ctx context.Context) error {
 		return err
 	}
 	name := changelogTopic(in.cfg.Group)
+	if err := ensureTopic(ctx, cl, name, n, map[string]string{"cleanup.policy": "compact"}); err != nil {
+		return err
+	}
+	if err := in.env.Changelog.Enable(name, n); err != nil {
+		return err
+	}
+	in.changelog = true
+	return nil
+}
+
+// ensureTopic creates topic with n partitions unless it exists; an
+// existing one must have n partitions.
+func ensureTopic(ctx context.Context, cl *kgo.Client, topic string, n int32, configs map[string]string) error {
 	req := kmsg.NewPtrCreateTopicsRequest()
 	t := kmsg.NewCreateTopicsRequestTopic()
-	t.Topic, t.NumPartitions, t.ReplicationFactor = name, n, -1
-	for k, v := range map[string]string{"cleanup.policy": "compact"} {
+	t.Topic, t.NumPartitions, t.ReplicationFactor = topic, n, -1
+	for k, v := range configs {
 		c := kmsg.NewCreateTopicsRequestTopicConfig()
 		c.Name, c.Value = k, &v
 		t.Configs = append(t.Configs, c)
@@ -78,25 +91,38 @@ func (in *Input) enableChangelog(ctx context.Context) error {
 	req.TimeoutMillis = 30000
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return fmt.Errorf("kafka: create the changelog topic %q: %w", name, err)
+		return fmt.Errorf("kafka: create topic %q: %w", topic, err)
 	}
 	for _, rt := range resp.Topics {
 		if err := kerr.ErrorForCode(rt.ErrorCode); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("kafka: create the changelog topic %q: %w", name, err)
+			return fmt.Errorf("kafka: create topic %q: %w", topic, err)
 		}
 	}
-	got, err := partitionCount(ctx, cl, name)
+	got, err := partitionCount(ctx, cl, topic)
 	if err != nil {
 		return err
 	}
 	if got != n {
-		return fmt.Errorf("kafka: the changelog topic %q has %d partitions and the input topic %q %d: they must be equal (partition p of the changelog holds the state of input partition p); delete the changelog topic, or repartition", name, got, in.cfg.Topics[0], n)
+		return fmt.Errorf("kafka: topic %q has %d partitions, and weir needs %d (as many as the topic whose partitions it follows); delete it to have it created again", topic, got, n)
 	}
-	if err := in.env.Changelog.Enable(name, n); err != nil {
+	return nil
+}
+
+// createTopic creates the input's topic, for an input the pipeline
+// derived (a repartition topic): as many partitions as cfg.PartitionsOf.
+func (in *Input) createTopic(ctx context.Context) error {
+	cl, err := in.adminClient()
+	if err != nil {
 		return err
 	}
-	in.changelog = true
-	return nil
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	n, err := partitionCount(ctx, cl, in.cfg.PartitionsOf)
+	if err != nil {
+		return err
+	}
+	return ensureTopic(ctx, cl, in.cfg.Topics[0], n, nil)
 }
 
 // partitionCount asks the brokers how many partitions topic has.

@@ -61,7 +61,11 @@ type InputConfig struct {
 	SessionTimeout    time.Duration `yaml:"session_timeout" default:"45s" doc:"how long the group coordinator waits for a heartbeat before it declares a member dead and gives its partitions to others (within the broker's group.min/max.session.timeout.ms, 6s-30m by default)"`
 	RebalanceTimeout  time.Duration `yaml:"rebalance_timeout" default:"1m" doc:"how long a member may take to rejoin during a rebalance; with exactly_once it must exceed the checkpoint interval plus a checkpoint's duration (a member gives up a partition only once a checkpoint covers it)"`
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval" default:"3s" doc:"how often a member heartbeats; at most a third of session_timeout"`
-	InstanceID        string        `yaml:"instance_id" default:"" doc:"static group membership (KIP-345): a member that restarts within session_timeout with the same id gets its partitions back without a rebalance. Unique per process and instance; instance i of the input uses <instance_id>-<i>"`
+	// PartitionsOf, set for the inputs of repartition topics that the
+	// pipeline derives (not in YAML), has Restore create the topic with
+	// as many partitions as this one.
+	PartitionsOf string `yaml:"-"`
+	InstanceID   string `yaml:"instance_id" default:"" doc:"static group membership (KIP-345): a member that restarts within session_timeout with the same id gets its partitions back without a rebalance. Unique per process and instance; instance i of the input uses <instance_id>-<i>"`
 }
 
 // DefaultInputConfig returns the defaults.
@@ -760,10 +764,15 @@ func (in *Input) Snapshot(_ context.Context, w runtime.StateWriter) error {
 func (in *Input) Restore(ctx context.Context, r runtime.StateReader) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if in.cfg.PartitionsOf != "" {
+		if err := in.createTopic(ctx); err != nil {
+			return err
+		}
+	}
 	in.linked = links.start(in)
 	if in.linked {
 		in.log.Info("kafka: offsets are committed in the exactly_once output's transactions; partitions start at the group's committed offsets", slog.String("group", in.cfg.Group))
-		if in.env.Changelog.Wanted() {
+		if in.env.Changelog.WantedBy(in.env.Node) {
 			if err := in.enableChangelog(ctx); err != nil {
 				return err
 			}

@@ -5,7 +5,8 @@ package kafka
 //
 // The rule: an exactly_once kafka output with parallelism 1 commits, inside
 // each of its transactions, the offsets of every kafka input of its
-// pipeline that reads from the same cluster (a seed broker in common), as
+// pipeline upstream of it that reads from the same cluster (a seed broker
+// in common), as
 // the inputs' consumer-group members (generation and member id). Such an
 // input is "linked": a partition assigned to it starts at the group's
 // committed offset (fetched with require_stable, so a transaction still
@@ -79,7 +80,7 @@ func (r *linkRegistry) claim(o *Output) bool {
 	claimed := false
 	for _, in := range r.inputs[o.env.Pipeline] {
 		ls := &in.link
-		if ls.started || !sameCluster(in.cfg.Brokers, o.cfg.Brokers) {
+		if ls.started || !sameCluster(in.cfg.Brokers, o.cfg.Brokers) || !upstream(in, o) {
 			continue
 		}
 		switch {
@@ -123,11 +124,17 @@ func (r *linkRegistry) contested(o *Output) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, in := range r.inputs[o.env.Pipeline] {
-		if in.link.contested && sameCluster(in.cfg.Brokers, o.cfg.Brokers) {
+		if in.link.contested && sameCluster(in.cfg.Brokers, o.cfg.Brokers) && upstream(in, o) {
 			return true
 		}
 	}
 	return false
+}
+
+// upstream reports whether o writes events derived from in's (when the
+// runtime says which inputs those are; else every input counts).
+func upstream(in *Input, o *Output) bool {
+	return len(o.env.Sources) == 0 || slices.Contains(o.env.Sources, in.env.Node)
 }
 
 // start fixes in's mode (at Restore): it reports whether an output

@@ -1,4 +1,4 @@
-package kafka_test
+package reliability
 
 import (
 	"context"
@@ -32,7 +32,8 @@ func (c counter) OnEvent(ctx *keyed.Context[int], _ *event.Event) error {
 
 func (counter) OnTimer(*keyed.Context[int], keyed.Timer) error { return nil }
 
-// withCounter builds the node "count" as a keyed counter.
+// withCounter builds the node "count" as a keyed counter (declared as a
+// window in the file, so that it is an operator with key_by).
 type withCounter struct {
 	runtime.Factory
 }
@@ -55,7 +56,19 @@ func (f withCounter) NewOperator(n *dag.Node, env runtime.Env) (runtime.Operator
 // the first one stops (the rest move). Every key's counts at the output
 // must be exactly 1..n, each once: a count that restarted on the new owner
 // (state left behind) repeats a number, one counted twice skips one.
-func TestKeyedStateFollowsPartitions(t *testing.T) {
+func TestKeyedStateFollowsPartitions(t *testing.T) { testKeyedStateMoves(t, false) }
+
+// TestRepartitionedStateFollowsPartitions is the same with the input
+// partitioned by another key than the operator's: its key_by goes through
+// a repartition topic (internal/app/repartition.go), whose partitions the
+// state then follows.
+func TestRepartitionedStateFollowsPartitions(t *testing.T) { testKeyedStateMoves(t, true) }
+
+func testKeyedStateMoves(t *testing.T, repartitioned bool) {
+	keyBy, recordKey := "key()", func(k string, _ int) string { return k }
+	if repartitioned {
+		keyBy, recordKey = "k", func(_ string, i int) string { return fmt.Sprintf("e%d", i) }
+	}
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "in", "out"))
 	if err != nil {
 		t.Fatal(err)
@@ -88,10 +101,12 @@ inputs:
     rebalance_timeout: 10s
 processors:
   count:
-    type: filter
+    type: window
     from: in
-    expr: "true"
-    key_by: k
+    key_by: %[4]s
+    window: tumbling
+    size: 1h
+    aggregates: {n: count()}
 outputs:
   out:
     type: kafka
@@ -99,7 +114,7 @@ outputs:
     brokers: [%[3]s]
     topic: out
     guarantee: exactly_once
-`, name, dir, brokers)
+`, name, dir, brokers, keyBy)
 		l, err := app.LoadBytes(name+".yaml", []byte(yaml))
 		if err != nil {
 			t.Fatal(err)
@@ -151,7 +166,7 @@ outputs:
 		recs := make([]*kgo.Record, 0, n)
 		for range n {
 			k := fmt.Sprintf("k%d", produced%keys)
-			recs = append(recs, &kgo.Record{Key: []byte(k), Value: fmt.Appendf(nil, `{"k":%q,"i":%d}`, k, produced)})
+			recs = append(recs, &kgo.Record{Key: []byte(recordKey(k, produced)), Value: fmt.Appendf(nil, `{"k":%q,"i":%d}`, k, produced)})
 			produced++
 		}
 		if err := src.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
@@ -246,6 +261,9 @@ outputs:
 		}
 	}
 	t.Logf("events=%d results=%d keys=%d keys_moved=%d partition_restores=%d", produced, len(results), len(seen), moved, restores)
+	if restores == 0 {
+		t.Error("no partition state was restored")
+	}
 }
 
 type testWriter struct{ t *testing.T }
