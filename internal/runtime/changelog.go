@@ -68,6 +68,19 @@ type KeyedState interface {
 	Acquire(accept func(key []byte) bool, r StateReader) error
 }
 
+// ChangelogImporter is implemented by stateful components that write
+// their changelog records themselves (Changelog.Append), because their
+// records do not name event keys (dedup keeps fingerprints of ids). They
+// release nothing when a partition leaves (what they hold of it must be
+// harmless to keep), and take in a gained partition's records.
+type ChangelogImporter interface {
+	Stateful
+	// ImportChangelog is called with the pipeline stopped, with the
+	// records of a partition this process gained, in order, as the
+	// component appended them (the key without the node's name).
+	ImportChangelog(recs []ChangelogRecord) error
+}
+
 // ChangelogRecord is one change of keyed state: Key is the node's name, a
 // zero byte, and the state key without its instance prefix; a nil Value is
 // a deletion.
@@ -93,13 +106,14 @@ type Changelog struct {
 	c   *coordinator
 	log *slog.Logger
 
-	mu      sync.Mutex
-	nodes   map[string][]KeyedState // instances by node, in instance order
-	sources map[string][]string     // the inputs upstream of each node
-	name    string
-	parts   int32 // partitions; 0 while disabled
-	held    map[int32]bool
-	pending map[string]ChangelogRecord
+	mu        sync.Mutex
+	nodes     map[string][]KeyedState // instances by node, in instance order
+	importers map[string][]ChangelogImporter
+	sources   map[string][]string // the inputs upstream of each node
+	name      string
+	parts     int32 // partitions; 0 while disabled
+	held      map[int32]bool
+	pending   map[string]ChangelogRecord
 	// releases wait for a checkpoint; released ones for its completion.
 	releases, released []*release
 	wiped              map[string]bool
@@ -114,7 +128,7 @@ type release struct {
 }
 
 func newChangelog(c *coordinator, log *slog.Logger, reg prometheus.Registerer) *Changelog {
-	cl := &Changelog{c: c, log: log, nodes: map[string][]KeyedState{}, held: map[int32]bool{},
+	cl := &Changelog{c: c, log: log, nodes: map[string][]KeyedState{}, importers: map[string][]ChangelogImporter{}, sources: map[string][]string{}, held: map[int32]bool{},
 		pending: map[string]ChangelogRecord{}, wiped: map[string]bool{},
 		restoreSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "weir_state_restore_seconds",
@@ -128,12 +142,20 @@ func newChangelog(c *coordinator, log *slog.Logger, reg prometheus.Registerer) *
 	return cl
 }
 
-func (cl *Changelog) add(node string, ks KeyedState, sources []string) {
+// register notes a component of node whose state can follow partitions.
+func (cl *Changelog) register(node string, comp any, sources []string) {
+	if cl == nil {
+		return
+	}
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	cl.nodes[node] = append(cl.nodes[node], ks)
-	if cl.sources == nil {
-		cl.sources = map[string][]string{}
+	switch c := comp.(type) {
+	case KeyedState:
+		cl.nodes[node] = append(cl.nodes[node], c)
+	case ChangelogImporter:
+		cl.importers[node] = append(cl.importers[node], c)
+	default:
+		return
 	}
 	cl.sources[node] = sources
 }
@@ -146,12 +168,30 @@ func (cl *Changelog) WantedBy(input string) bool {
 	}
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	for node := range cl.nodes {
-		if slices.Contains(cl.sources[node], input) {
+	for _, srcs := range cl.sources {
+		if slices.Contains(srcs, input) {
 			return true
 		}
 	}
 	return false
+}
+
+// Append records a change for a ChangelogImporter: key is its own (the
+// node's name is put before it), a nil value a deletion. It is dropped
+// while the changelog is off.
+func (cl *Changelog) Append(node string, part int32, key, value []byte) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if cl.parts == 0 {
+		return
+	}
+	k := make([]byte, 0, len(node)+1+len(key))
+	k = append(append(append(k, node...), 0), key...)
+	rec := ChangelogRecord{Part: part, Key: k}
+	if value != nil {
+		rec.Value = append(make([]byte, 0, len(value)), value...)
+	}
+	cl.pending[string(k)] = rec
 }
 
 // Enable turns the changelog on, with name (the topic) and the number of
@@ -184,6 +224,13 @@ func (cl *Changelog) Name() string {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	return cl.name
+}
+
+// Partitions is the number of partitions keys map to; 0 when disabled.
+func (cl *Changelog) Partitions() int32 {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.parts
 }
 
 func (cl *Changelog) enabled() bool {
@@ -455,10 +502,21 @@ func (cl *Changelog) Import(ctx context.Context, part int32, recs []ChangelogRec
 				return err
 			}
 		}
+		cl.mu.Lock()
+		importers := make(map[string][]ChangelogImporter, len(cl.importers))
+		for k, v := range cl.importers {
+			importers[k] = v
+		}
+		cl.mu.Unlock()
+		own := map[string][]ChangelogRecord{}
 		scratches := map[string]Scratch{}
 		var kb []byte
 		for _, r := range recs {
 			node, rest, ok := SplitChangelogKey(r.Key)
+			if ok && len(importers[node]) > 0 {
+				own[node] = append(own[node], ChangelogRecord{Part: r.Part, Key: rest, Value: r.Value})
+				continue
+			}
 			insts := nodes[node]
 			if !ok || len(insts) == 0 {
 				continue // a node this version of the pipeline does not have
@@ -499,6 +557,13 @@ func (cl *Changelog) Import(ctx context.Context, part int32, recs []ChangelogRec
 			for _, ks := range insts {
 				if err := ks.Acquire(accept, sc); err != nil {
 					return fmt.Errorf("node %q: acquire of partition %d: %w", node, part, err)
+				}
+			}
+		}
+		for node, rs := range own {
+			for _, imp := range importers[node] {
+				if err := imp.ImportChangelog(rs); err != nil {
+					return fmt.Errorf("node %q: import of partition %d: %w", node, part, err)
 				}
 			}
 		}

@@ -260,9 +260,7 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 					if p.ckpt != nil {
 						p.ckpt.add(s.Head().Name, op, nil)
 						p.ckpt.addOperator(inst.opst)
-						if ks, ok := op.(KeyedState); ok {
-							p.changelog.add(s.Head().Name, ks, env.Sources)
-						}
+						p.changelog.register(s.Head().Name, op, env.Sources)
 					}
 				}
 			default:
@@ -279,6 +277,7 @@ func New(g *dag.Graph, f Factory, opts Options) (*Pipeline, error) {
 					}
 					if p.ckpt != nil {
 						p.ckpt.add(n.Name, proc, nil)
+						p.changelog.register(n.Name, proc, env.Sources)
 					}
 				}
 			}

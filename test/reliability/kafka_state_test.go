@@ -77,13 +77,8 @@ func testKeyedStateMoves(t *testing.T, repartitioned bool) {
 	brokers := strings.Join(c.ListenAddrs(), ", ")
 	dir := t.TempDir()
 
-	type running struct {
-		cancel context.CancelFunc
-		done   chan error
-		reg    *prometheus.Registry
-	}
 	start := func(name string) *running {
-		yaml := fmt.Sprintf(`
+		return startPipeline(t, name, fmt.Sprintf(`
 name: %[1]s
 control: {address: ""}
 status: off
@@ -114,46 +109,9 @@ outputs:
     brokers: [%[3]s]
     topic: out
     guarantee: exactly_once
-`, name, dir, brokers, keyBy)
-		l, err := app.LoadBytes(name+".yaml", []byte(yaml))
-		if err != nil {
-			t.Fatal(err)
-		}
-		store, closeStore, err := l.OpenState(slog.Default())
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts := l.RuntimeOptions()
-		opts.Store = store
-		opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		reg := prometheus.NewRegistry()
-		opts.Registerer = reg
-		p, err := runtime.New(l.Graph, withCounter{l.Factory()}, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		r := &running{cancel: cancel, done: make(chan error, 1), reg: reg}
-		go func() {
-			err := p.Run(ctx)
-			if cerr := closeStore(); err == nil {
-				err = cerr
-			}
-			r.done <- err
-		}()
-		return r
+`, name, dir, brokers, keyBy), func(f runtime.Factory) runtime.Factory { return withCounter{f} })
 	}
-	stop := func(r *running) {
-		r.cancel()
-		select {
-		case err := <-r.done:
-			if err != nil {
-				t.Fatalf("pipeline: %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Fatal("pipeline did not stop")
-		}
-	}
+	stop := func(r *running) { stopPipeline(t, r) }
 
 	src, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("in"))
 	if err != nil {
@@ -251,18 +209,212 @@ outputs:
 	if moved == 0 {
 		t.Error("no key was counted by both pipelines: no partition moved")
 	}
-	restores := 0
-	for _, r := range []*running{a, b} {
-		mfs, _ := r.reg.Gather()
-		for _, mf := range mfs {
-			if mf.GetName() == "weir_state_restore_seconds" {
-				restores += int(mf.GetMetric()[0].GetHistogram().GetSampleCount())
-			}
-		}
-	}
+	restores := a.restores() + b.restores()
 	t.Logf("events=%d results=%d keys=%d keys_moved=%d partition_restores=%d", produced, len(results), len(seen), moved, restores)
 	if restores == 0 {
 		t.Error("no partition state was restored")
+	}
+}
+
+// running is a pipeline started by startPipeline.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+	reg    *prometheus.Registry
+}
+
+// restores is how many partitions' state the pipeline restored.
+func (r *running) restores() int {
+	mfs, _ := r.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "weir_state_restore_seconds" {
+			return int(mf.GetMetric()[0].GetHistogram().GetSampleCount())
+		}
+	}
+	return 0
+}
+
+// startPipeline runs the pipeline of yaml in this process, its factory
+// wrapped by wrap (nil: as is).
+func startPipeline(t *testing.T, name, yaml string, wrap func(runtime.Factory) runtime.Factory) *running {
+	t.Helper()
+	l, err := app.LoadBytes(name+".yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, closeStore, err := l.OpenState(slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := l.RuntimeOptions()
+	opts.Store = store
+	opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	reg := prometheus.NewRegistry()
+	opts.Registerer = reg
+	f := l.Factory()
+	if wrap != nil {
+		f = wrap(f)
+	}
+	p, err := runtime.New(l.Graph, f, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1), reg: reg}
+	go func() {
+		err := p.Run(ctx)
+		if cerr := closeStore(); err == nil {
+			err = cerr
+		}
+		r.done <- err
+	}()
+	return r
+}
+
+// stopPipeline stops r as a signal would, and fails on its error.
+func stopPipeline(t *testing.T, r *running) {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("pipeline: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("pipeline did not stop")
+	}
+}
+
+// waitUntil polls cond for up to d.
+func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDedupStateFollowsPartitions: two pipelines of one consumer group drop
+// duplicate ids (a dedup processor) exactly once into a topic. Copies of
+// ids the first one saw arrive after their partitions moved to the second,
+// which must know those ids from the changelog: every id reaches the
+// output exactly once.
+func TestDedupStateFollowsPartitions(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "in", "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := strings.Join(c.ListenAddrs(), ", ")
+	dir := t.TempDir()
+	start := func(name string) *running {
+		return startPipeline(t, name, fmt.Sprintf(`
+name: %[1]s
+control: {address: ""}
+status: off
+state:
+  dir: %[2]s/%[1]s
+  checkpoint_interval: 100ms
+inputs:
+  in:
+    type: kafka
+    brokers: [%[3]s]
+    topics: [in]
+    group: dedup
+    session_timeout: 6s
+    heartbeat_interval: 500ms
+    rebalance_timeout: 10s
+processors:
+  unique:
+    type: dedup
+    from: in
+    key: id
+    tenant: '"t"'
+outputs:
+  out:
+    type: kafka
+    from: unique
+    brokers: [%[3]s]
+    topic: out
+    guarantee: exactly_once
+`, name, dir, brokers), nil)
+	}
+	src, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	// ids from..to-1, each as a record keyed by its id.
+	feed := func(from, to int) {
+		var recs []*kgo.Record
+		for i := from; i < to; i++ {
+			id := fmt.Sprintf("x%d", i)
+			recs = append(recs, &kgo.Record{Key: []byte(id), Value: fmt.Appendf(nil, `{"id":%q}`, id)})
+		}
+		if err := src.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("out"), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	seen := map[string]int{}
+	total := 0
+	await := func(want int) {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			fs := out.PollFetches(ctx)
+			cancel()
+			n := 0
+			fs.EachRecord(func(r *kgo.Record) {
+				var v struct{ ID string }
+				if err := json.Unmarshal(r.Value, &v); err != nil {
+					t.Fatalf("result %q: %v", r.Value, err)
+				}
+				seen[v.ID]++
+				n++
+			})
+			total += n
+			if total >= want && n == 0 {
+				return // and half a second without more
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d results of %d", total, want)
+			}
+		}
+	}
+
+	a := start("dedup-a")
+	feed(0, 600)
+	await(600)
+	b := start("dedup-b")
+	waitUntil(t, "partitions moved to b", 30*time.Second, func() bool { return b.restores() > 0 })
+	feed(0, 1200) // copies of 0..599, new 600..1199
+	await(1200)
+	stopPipeline(t, a)
+	waitUntil(t, "every partition at b", 30*time.Second, func() bool { return b.restores() >= 6 })
+	feed(0, 1800) // copies of 0..1199, new 1200..1799
+	await(1800)
+	stopPipeline(t, b)
+
+	dups := 0
+	for i := range 1800 {
+		if n := seen[fmt.Sprintf("x%d", i)]; n != 1 {
+			dups += max(n-1, 0)
+			if n == 0 {
+				t.Errorf("id x%d: not at the output", i)
+			}
+		}
+	}
+	t.Logf("ids=1800 results=%d dups_passed=%d restores_a=%d restores_b=%d", total, dups, a.restores(), b.restores())
+	if dups != 0 || total != 1800 {
+		t.Fatalf("%d results for 1800 ids: %d duplicates passed", total, dups)
 	}
 }
 

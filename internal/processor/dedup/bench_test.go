@@ -40,7 +40,7 @@ func newSteady(b *testing.B, persist bool) *steady {
 	s.info = s.p.tenantInfo([]byte("acme"))
 	copy(s.key[8:], "-sdk-evt")
 	for range benchIDs {
-		s.p.check(s.next(), s.info, s.clk.t)
+		s.p.check(s.next(), s.info, s.clk.t, -1)
 	}
 	s.p.delta = s.p.delta[:0]
 	return s
@@ -112,7 +112,7 @@ func BenchmarkDedup10M(b *testing.B) {
 		b.ReportAllocs()
 		resetTimer(b)
 		for b.Loop() {
-			if s.p.check(s.next(), s.info, s.clk.t) {
+			if s.p.check(s.next(), s.info, s.clk.t, -1) {
 				b.Fatal("a new id was held")
 			}
 			if len(s.p.delta) == 1<<20 {
@@ -168,7 +168,7 @@ func BenchmarkProcess(b *testing.B) {
 			info := p.tenantInfo([]byte("acme"))
 			for i := range uint64(benchIDs) {
 				clk.t += step
-				p.check(mix(i)|1, info, clk.t)
+				p.check(mix(i)|1, info, clk.t, -1)
 			}
 			p.delta = p.delta[:0]
 			value := []byte(sdkEvent)

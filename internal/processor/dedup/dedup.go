@@ -52,9 +52,14 @@ type Processor struct {
 
 	tab   *table
 	delta []entry // ids inserted since the last snapshot
-	free  []entry // a recycled change log
-	full  bool    // the next snapshot rewrites every id of the instance
-	dups  [maxTenantLabels + 1]uint64
+	// clog are the ids inserted since the last snapshot with the partition
+	// of their event, when the pipeline keeps a changelog (clParts
+	// partitions, set by Restore; 0 without).
+	clog    []clEntry
+	clParts int32
+	free    []entry // a recycled change log
+	full    bool    // the next snapshot rewrites every id of the instance
+	dups    [maxTenantLabels + 1]uint64
 
 	ck ckState // used by Restore, Snapshot and Committed only
 }
@@ -71,6 +76,12 @@ type entry struct {
 }
 
 const entryBytes = 16
+
+// clEntry is an inserted id with its event's partition, for a changelog.
+type clEntry struct {
+	entry
+	part int32
+}
 
 type tenantInfo struct {
 	ttl   int64  // nanoseconds
@@ -150,7 +161,11 @@ func (p *Processor) Process(r *runtime.Record) (bool, error) {
 	if !p.inBatch {
 		now = p.now()
 	}
-	held := p.check(fingerprint(info.hash, key), info, now)
+	part := int32(-1)
+	if p.clParts > 0 {
+		part = runtime.KafkaPartition(r.Key(), p.clParts)
+	}
+	held := p.check(fingerprint(info.hash, key), info, now, part)
 	return !held, nil
 }
 
@@ -235,7 +250,7 @@ func (p *Processor) tenantInfo(tenant []byte) tenantInfo {
 
 // check looks fp up at time now and inserts it when it is not held. It
 // reports whether it was held.
-func (p *Processor) check(fp uint64, info tenantInfo, now int64) bool {
+func (p *Processor) check(fp uint64, info tenantInfo, now int64, part int32) bool {
 	g := p.d.gran
 	locked := !p.inBatch
 	if locked {
@@ -248,6 +263,9 @@ func (p *Processor) check(fp uint64, info tenantInfo, now int64) bool {
 	evictedBefore := t.evicted
 	held, e := t.put(fp, max((now+info.ttl)/g+1, t.floor+1))
 	evicted := int(t.evicted - evictedBefore)
+	if !held && part >= 0 {
+		p.clog = append(p.clog, clEntry{entry{fp, e}, part})
+	}
 	if held {
 		p.dups[info.label]++
 	} else if p.persist && !p.full {

@@ -148,6 +148,9 @@ func (p *Processor) Restore(ctx context.Context, r runtime.StateReader) error {
 	c.deleted, c.deleting = 0, 0 // the first snapshot deletes what expired while down
 	c.metaDirty = inst == 0 && (!ok || prev != par)
 	c.dropForeign = inst == 0 && prev > par
+	if cl := p.env.Changelog; cl != nil && cl.Name() != "" {
+		p.clParts = cl.Partitions()
+	}
 	p.log.Info("dedup state restored", slog.Int("ids", t.live), slog.Int("keys_read", loaded),
 		slog.Int("parallelism", par), slog.Int("previous_parallelism", prev))
 	return nil
@@ -162,6 +165,18 @@ func (p *Processor) Snapshot(ctx context.Context, w runtime.StateWriter) error {
 	g, inst := p.d.gran, uint32(p.env.Instance)
 	p.mu.Lock()
 	floor := p.tab.floor
+	clog := p.clog
+	p.clog = nil
+	if len(clog) > 0 {
+		// The ids this instance took in since the last snapshot, to the
+		// changelog partition of their events.
+		var k [16]byte
+		for _, e := range clog {
+			binary.BigEndian.PutUint64(k[:8], uint64(e.exp*g))
+			binary.BigEndian.PutUint64(k[8:], e.fp)
+			p.env.Changelog.Append(p.env.Node, e.part, k[:], clPresent)
+		}
+	}
 	full := p.full || c.pendingFull
 	var err error
 	if full {
@@ -227,6 +242,48 @@ func (p *Processor) Snapshot(ctx context.Context, w runtime.StateWriter) error {
 		}
 	}
 	c.keys = keyArena{}
+	return nil
+}
+
+// clPresent is the value of an id's changelog record.
+var clPresent = []byte{1}
+
+var _ runtime.ChangelogImporter = (*Processor)(nil)
+
+// ImportChangelog implements runtime.ChangelogImporter: the ids of a
+// partition this process gained (key: expiry and fingerprint, 8 bytes
+// big-endian each) join the table, unless expired; the next checkpoint
+// writes them to the local store. Ids of partitions that left stay until
+// they expire: they only drop copies of events this process no longer
+// receives (they count toward max_ids). With several instances every
+// instance takes every id, since which one owns an id is not known from
+// its fingerprint.
+func (p *Processor) ImportChangelog(recs []runtime.ChangelogRecord) error {
+	g := p.d.gran
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.tab
+	if f := p.now() / g; f > t.floor {
+		t.advance(f)
+	}
+	for _, r := range recs {
+		if len(r.Key) != 16 || r.Value == nil {
+			continue
+		}
+		exp := int64(binary.BigEndian.Uint64(r.Key[:8]))
+		fp := binary.BigEndian.Uint64(r.Key[8:])
+		e := exp / g
+		if exp%g != 0 {
+			e++
+		}
+		if e <= t.floor {
+			continue // expired
+		}
+		e = min(e, t.floor+maxSpan)
+		if held, label := t.put(fp, e); !held && p.persist && !p.full {
+			p.delta = append(p.delta, entry{fp, label})
+		}
+	}
 	return nil
 }
 
