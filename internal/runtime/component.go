@@ -50,6 +50,15 @@ type Partitioned interface {
 	Partitions() []int32
 }
 
+// PartitionForgetter is implemented by the Outlet the runtime hands an
+// input: an input whose partitions can be taken away (a consumer-group
+// rebalance) tells it which ones left, so that they stop holding the
+// input's watermark back. A partition that comes back counts again from
+// its next batch.
+type PartitionForgetter interface {
+	ForgetPartitions(parts []int32)
+}
+
 // InputCloser is implemented by inputs that have progress to commit or
 // resources to release after the pipeline has drained. Close runs once,
 // after every event the input emitted has been acknowledged or the pipeline

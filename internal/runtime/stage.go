@@ -231,6 +231,20 @@ func (o *outlet) tickWM(ctx context.Context) error {
 	return o.inst.syncWM(ctx)
 }
 
+// ForgetPartitions implements PartitionForgetter. The watermark moves on
+// at the next batch or tick.
+func (o *outlet) ForgetPartitions(parts []int32) {
+	w := o.inst.iwm
+	if w == nil {
+		return
+	}
+	w.emitMu.Lock()
+	defer w.emitMu.Unlock()
+	for _, p := range parts {
+		delete(w.gen.parts, p)
+	}
+}
+
 // finishWM sends the end-of-time watermark of an input that has read
 // everything.
 func (o *outlet) finishWM(ctx context.Context) error {

@@ -76,7 +76,6 @@ inputs:
     session_timeout: 6s
     heartbeat_interval: 1s
     rebalance_timeout: 10s
-    event_time: {idle_timeout: 2s}
 processors:
   tag:
     type: map

@@ -157,6 +157,8 @@ type Input struct {
 	changelog bool
 	// fatal stops Run: a partition's state could not be restored.
 	fatal error
+	// wm is told which partitions left (set by Run).
+	wm runtime.PartitionForgetter
 }
 
 type tp struct {
@@ -350,6 +352,11 @@ func (in *Input) state(t tp) *partState {
 
 // Run polls until ctx ends.
 func (in *Input) Run(ctx context.Context, out runtime.Outlet) error {
+	if pf, ok := out.(runtime.PartitionForgetter); ok {
+		in.mu.Lock()
+		in.wm = pf
+		in.mu.Unlock()
+	}
 	if err := in.connect(); err != nil {
 		return err
 	}
@@ -672,12 +679,21 @@ func (in *Input) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 
 func (in *Input) forget(parts map[string][]int32) {
 	in.mu.Lock()
-	defer in.mu.Unlock()
+	var ids []int32
 	for topic, ps := range parts {
 		for _, p := range ps {
 			delete(in.parts, tp{topic, p})
 			delete(in.owned, tp{topic, p})
+			if id, ok := in.ids[tp{topic, p}]; ok {
+				ids = append(ids, id)
+			}
 		}
+	}
+	wm := in.wm
+	in.mu.Unlock()
+	if wm != nil && len(ids) > 0 {
+		// They no longer hold this input's watermark back.
+		wm.ForgetPartitions(ids)
 	}
 }
 
