@@ -113,6 +113,7 @@ type keyState[S any] struct {
 	Timers   []Timer `json:"t,omitempty"`
 	LastSeen int64   `json:"l"` // wall clock of the last event (TTL)
 	cleared  bool
+	dirty    bool // changed since the last checkpoint (in Op.dirty)
 }
 
 type pending struct {
@@ -144,6 +145,11 @@ type Op[S any] struct {
 	// gone are the keys forgotten since the last checkpoint (their
 	// deletion goes to a changelog).
 	gone      map[string]bool
+	// dirty are the keys whose state changed since the last checkpoint;
+	// full makes the next checkpoint rewrite the instance's range (after a
+	// restore, which may have read other instances' ranges).
+	dirty     []string
+	full      bool
 	eventT    timerHeap
 	procT     timerHeap
 	ttlCheck  int64
@@ -157,7 +163,7 @@ var _ runtime.Stateful = (*Op[int])(nil)
 // New returns one instance of an operator running f; keyed says whether
 // events arrive keyed (key_by).
 func New[S any](f Func[S], env runtime.Env, keyed bool, opts Options) *Op[S] {
-	return &Op[S]{f: f, keyed: keyed, rng: opstate.New(env, keyed), opts: opts, keys: map[string]*keyState[S]{}, gone: map[string]bool{},
+	return &Op[S]{f: f, keyed: keyed, rng: opstate.New(env, keyed), opts: opts, keys: map[string]*keyState[S]{}, gone: map[string]bool{}, full: true,
 		wm: event.NoWatermark, restoredW: event.NoWatermark}
 }
 
@@ -177,6 +183,14 @@ func (o *Op[S]) state(key string) *keyState[S] {
 		delete(o.gone, key)
 	}
 	return ks
+}
+
+// touch notes that the key's state is about to change.
+func (o *Op[S]) touch(key string, ks *keyState[S]) {
+	if !ks.dirty {
+		ks.dirty = true
+		o.dirty = append(o.dirty, key)
+	}
 }
 
 // settle forgets a key whose state was cleared and has no timers.
@@ -199,6 +213,7 @@ func (o *Op[S]) Process(_ context.Context, evs []event.Event, out *runtime.Colle
 		}
 		ks := o.state(key)
 		ks.LastSeen = o.now
+		o.touch(key, ks)
 		c := Context[S]{op: o, key: key, ks: ks, out: out}
 		if err := o.f.OnEvent(&c, ev); err != nil {
 			out.Reject(ev, err)
@@ -252,6 +267,7 @@ func (o *Op[S]) fire(h *timerHeap, clock int64, processing bool, out *runtime.Co
 		if !found {
 			continue // deleted, or already fired
 		}
+		o.touch(p.key, ks)
 		c := Context[S]{op: o, key: p.key, ks: ks, out: out}
 		if err := o.f.OnTimer(&c, p.t); err != nil {
 			return fmt.Errorf("timer of key %q at %d: %w", p.key, p.t.At, err)
@@ -265,26 +281,45 @@ func (o *Op[S]) fire(h *timerHeap, clock int64, processing bool, out *runtime.Co
 // instance prefix, its watermark under 'm'): 'k' + key → the key's state
 // and timers as JSON.
 
-// Snapshot implements runtime.Stateful.
+// Snapshot implements runtime.Stateful: the keys changed since the last
+// checkpoint, and deletions of those forgotten; after a restore, the
+// instance's whole range.
 func (o *Op[S]) Snapshot(_ context.Context, w runtime.StateWriter) error {
-	if err := o.rng.Clear(w); err != nil {
-		return err
+	if o.full {
+		if err := o.rng.Clear(w); err != nil {
+			return err
+		}
 	}
 	if err := o.rng.SaveWatermark(w, o.wm); err != nil {
 		return err
 	}
 	var key []byte
-	for k, ks := range o.keys {
+	set := func(k string, ks *keyState[S]) error {
 		v, err := json.Marshal(ks)
 		if err != nil {
 			return fmt.Errorf("state of key %q: %w", k, err)
 		}
 		key = append(o.rng.Key(key[:0], 'k'), k...)
-		if err := w.Set(key, v); err != nil {
-			return err
+		return w.Set(key, v)
+	}
+	if o.full {
+		for k, ks := range o.keys {
+			if err := set(k, ks); err != nil {
+				return err
+			}
+			ks.dirty = false
+		}
+	} else {
+		for _, k := range o.dirty {
+			if ks := o.keys[k]; ks != nil && ks.dirty {
+				if err := set(k, ks); err != nil {
+					return err
+				}
+				ks.dirty = false
+			}
 		}
 	}
-	// The range deletion above took them; a changelog needs them named.
+	o.dirty, o.full = o.dirty[:0], false
 	for k := range o.gone {
 		key = append(o.rng.Key(key[:0], 'k'), k...)
 		if err := w.Delete(key); err != nil {

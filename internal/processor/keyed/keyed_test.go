@@ -278,3 +278,60 @@ func TestStateSurvivesRestore(t *testing.T) {
 		t.Fatalf("%d keys fired after restore, want 40", seen)
 	}
 }
+
+// writes counts a snapshot's writes of key records ('k' after the 2-byte
+// instance prefix) and range deletions.
+type writes struct{ sets, dels, ranges int }
+
+func (w *writes) Set(k, _ []byte) error {
+	if len(k) > 2 && k[2] == 'k' {
+		w.sets++
+	}
+	return nil
+}
+func (w *writes) Delete([]byte) error           { w.dels++; return nil }
+func (w *writes) DeleteRange(_, _ []byte) error { w.ranges++; return nil }
+
+// TestSnapshotWritesWhatChanged: after the first checkpoint (a full
+// rewrite of the instance's range), a checkpoint writes the keys whose
+// state changed and deletes those that were cleared, and nothing else.
+func TestSnapshotWritesWhatChanged(t *testing.T) {
+	op := keyed.New[countState](idleCount{gap: 10}, runtime.Env{Node: "k", Parallelism: 1, Checkpointing: true}, true, keyed.Options{})
+	ctx := context.Background()
+	if err := op.Restore(ctx, testkit.NewMemState().Reader()); err != nil {
+		t.Fatal(err)
+	}
+	in := func(key string, at int64) {
+		if err := op.Process(ctx, []event.Event{{Key: []byte(key), Value: []byte(`{}`), Time: at}}, runtime.NewCollector()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap := func() writes {
+		var w writes
+		if err := op.Snapshot(ctx, &w); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	for i := range 100 {
+		in(fmt.Sprint("k", i), 1)
+	}
+	if w := snap(); w.sets != 100 || w.ranges == 0 {
+		t.Fatalf("first checkpoint: %+v, want all 100 keys after a range deletion", w)
+	}
+	in("k1", 2)
+	in("k2", 2)
+	if w := snap(); w.sets != 2 || w.ranges != 0 || w.dels != 0 {
+		t.Fatalf("second checkpoint: %+v, want the 2 keys that changed", w)
+	}
+	// Every key's timer fires and clears it.
+	if err := op.Advance(ctx, 15, 0, runtime.NewCollector()); err != nil {
+		t.Fatal(err)
+	}
+	if w := snap(); w.dels != 100 || w.sets != 0 {
+		t.Fatalf("third checkpoint: %+v, want the 100 keys their timers cleared deleted", w)
+	}
+	if w := snap(); w.dels != 0 || w.sets != 0 {
+		t.Fatalf("fourth checkpoint: %+v, want nothing", w)
+	}
+}
