@@ -144,7 +144,7 @@ type Op[S any] struct {
 	keys map[string]*keyState[S]
 	// gone are the keys forgotten since the last checkpoint (their
 	// deletion goes to a changelog).
-	gone      map[string]bool
+	gone map[string]bool
 	// dirty are the keys whose state changed since the last checkpoint;
 	// full makes the next checkpoint rewrite the instance's range (after a
 	// restore, which may have read other instances' ranges).
