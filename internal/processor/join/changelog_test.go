@@ -3,6 +3,7 @@ package join
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -106,5 +107,78 @@ func TestReleaseAndAcquireMoveKeys(t *testing.T) {
 	}
 	if len(gotA) != 1 || !strings.Contains(gotA[0], `"key":"stays"`) {
 		t.Fatalf("the instance that released the key paired %q, want only the key it kept", gotA)
+	}
+}
+
+// TestIncrementalSnapshotKeepsLiveEvents: after the first checkpoint (a
+// full rewrite), checkpoints write the events taken in and delete those
+// that expired, so the store holds exactly the live events: a restore from
+// it pairs as the original would have.
+func TestIncrementalSnapshotKeepsLiveEvents(t *testing.T) {
+	j, errs := Compile(Config{Left: config.Expr{Src: `s == "L"`}, Join: "interval", Lower: 0, Upper: 5 * time.Second, KeyField: "key"}, "j", func(string) config.Pos { return config.Pos{} })
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	env := runtime.Env{Node: "j", Parallelism: 1, Checkpointing: true}
+	st := &memState{m: map[string][]byte{}}
+	ctx := context.Background()
+	a, err := j.New(env, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Restore(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	in := func(o *Op, key, side string, sec int64) []event.Event {
+		col := runtime.NewCollector()
+		evs := []event.Event{{Key: []byte(key), Value: []byte(`{"s":"` + side + `","t":` + fmt.Sprint(sec) + `}`), Time: sec * 1e9}}
+		if err := o.Process(ctx, evs, col); err != nil {
+			t.Fatal(err)
+		}
+		return col.Take()
+	}
+	events := func() int {
+		n := 0
+		for k := range st.m {
+			if k[2] == 'E' {
+				n++
+			}
+		}
+		return n
+	}
+	in(a, "k", "L", 1)
+	in(a, "k", "L", 2)
+	if err := a.Snapshot(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if n := events(); n != 2 {
+		t.Fatalf("after the first checkpoint the store holds %d events, want 2", n)
+	}
+	// The left event at 1 s can pair up to 6 s: the watermark at 6.5 s
+	// drops it; the one at 2 s stays until 7 s.
+	if err := a.Advance(ctx, 6_500_000_000, 0, runtime.NewCollector()); err != nil {
+		t.Fatal(err)
+	}
+	in(a, "k", "L", 7)
+	if err := a.Snapshot(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if n := events(); n != 2 {
+		t.Fatalf("after the second checkpoint the store holds %d events, want the 2 live ones", n)
+	}
+	b, err := j.New(env, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Restore(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	got := in(b, "k", "R", 7)
+	if len(got) != 2 {
+		var vs []string
+		for _, e := range got {
+			vs = append(vs, string(e.Value))
+		}
+		t.Fatalf("the restored join paired a right event at 7 s with %q, want the left events at 2 s and 7 s", vs)
 	}
 }

@@ -158,7 +158,11 @@ type Op struct {
 	state map[bucket]*sides
 	// gone are the state keys of the events dropped since the last
 	// checkpoint, for their deletion in a changelog.
-	gone     [][]byte
+	gone [][]byte
+	// added are the events taken in since the last checkpoint; full makes
+	// the next checkpoint rewrite the instance's range (after a restore).
+	added    []addedEvent
+	full     bool
 	expiries expiries
 	wm       int64
 	restored int64
@@ -178,7 +182,7 @@ var (
 // arrive keyed (the node has key_by).
 func (j *Join) New(env runtime.Env, keyed bool) (*Op, error) {
 	o := &Op{j: j, env: env, keyed: keyed, rng: opstate.New(env, keyed), hold: !env.Checkpointing && j.mode != regular,
-		state: map[bucket]*sides{}, wm: event.NoWatermark, restored: event.NoWatermark}
+		state: map[bucket]*sides{}, wm: event.NoWatermark, restored: event.NoWatermark, full: true}
 	labels := prometheus.Labels{"node": env.Node, "instance": strconv.Itoa(env.Instance)}
 	o.late = prometheus.NewCounter(prometheus.CounterOpts{Name: "weir_join_late_events_total", Help: "Events that arrived after the watermark had passed them.", ConstLabels: labels})
 	o.pairs = prometheus.NewCounter(prometheus.CounterOpts{Name: "weir_join_results_total", Help: "Pairs emitted.", ConstLabels: labels})
@@ -259,8 +263,18 @@ func (o *Op) Process(_ context.Context, evs []event.Event, out *runtime.Collecto
 			s.ack = ev.Ack
 		}
 		o.keep(sd, b, side, s)
+		if !o.full && o.env.Checkpointing {
+			o.added = append(o.added, addedEvent{b: b, side: side, s: s})
+		}
 	}
 	return nil
+}
+
+// addedEvent is an event taken in since the last checkpoint.
+type addedEvent struct {
+	b    bucket
+	side int
+	s    stored
 }
 
 // bucket returns the events held for b, creating the bucket (and, for a
@@ -383,10 +397,10 @@ func (o *Op) expire(b bucket, side int, ss []stored, alive func(*stored) bool) [
 	return ss[:w]
 }
 
-// forget notes the state keys of events leaving the state, when the
-// pipeline keeps a changelog (only then are they needed).
+// forget notes the state keys of events leaving the state, for the next
+// checkpoint to delete (one that rewrites the range needs none).
 func (o *Op) forget(b bucket, ss []stored, side int) {
-	if o.env.Changelog == nil || o.env.Changelog.Name() == "" {
+	if !o.env.Checkpointing || o.full {
 		return
 	}
 	for i := range ss {

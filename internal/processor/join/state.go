@@ -18,8 +18,8 @@ import (
 //	<instance> 'E' <side> <seq 8 bytes> <key>  → varint time, varint window
 //	                                             start, the event's value
 //
-// A snapshot rewrites the instance's range, and names the events gone since
-// the last one (for a changelog: runtime.KeyedState). Before, records were
+// The first snapshot after a start rewrites the instance's range; later
+// ones write the events taken in since the last one and delete those gone. Before, records were
 //
 //	<instance> 'e' <side> <seq 8 bytes>  → uvarint key length, key,
 //	                                       varint time, varint window start,
@@ -58,29 +58,48 @@ func decodeEvent(k, v []byte) (side int, key []byte, s stored, err error) {
 	return side, key, s, nil
 }
 
-// Snapshot implements runtime.Stateful.
+// Snapshot implements runtime.Stateful: the events taken in since the last
+// checkpoint, and deletions of those that left; after a restore, the
+// instance's whole range.
 func (o *Op) Snapshot(_ context.Context, w runtime.StateWriter) error {
-	if err := o.rng.Clear(w); err != nil {
-		return err
+	if o.full {
+		if err := o.rng.Clear(w); err != nil {
+			return err
+		}
 	}
 	if err := o.rng.SaveWatermark(w, o.wm); err != nil {
 		return err
 	}
 	var k, v []byte
-	for b, sd := range o.state {
-		for side := range sd.ev {
-			for i := range sd.ev[side] {
-				faults.Point("join.snapshot")
-				s := &sd.ev[side][i]
-				k = o.eventKey(k[:0], side, s.seq, b.key)
-				v = eventValue(v[:0], s)
-				if err := w.Set(k, v); err != nil {
-					return err
+	if o.full {
+		for b, sd := range o.state {
+			for side := range sd.ev {
+				for i := range sd.ev[side] {
+					faults.Point("join.snapshot")
+					s := &sd.ev[side][i]
+					k = o.eventKey(k[:0], side, s.seq, b.key)
+					v = eventValue(v[:0], s)
+					if err := w.Set(k, v); err != nil {
+						return err
+					}
 				}
 			}
 		}
+		o.full = false
+	} else {
+		for i := range o.added {
+			faults.Point("join.snapshot")
+			a := &o.added[i]
+			k = o.eventKey(k[:0], a.side, a.s.seq, a.b.key)
+			v = eventValue(v[:0], &a.s)
+			if err := w.Set(k, v); err != nil {
+				return err
+			}
+		}
 	}
-	// The range deletion above took them; a changelog needs them named.
+	clear(o.added)
+	o.added = o.added[:0]
+	// After the writes: an event taken in and gone since is deleted.
 	for _, g := range o.gone {
 		if err := w.Delete(g); err != nil {
 			return err
@@ -178,6 +197,14 @@ func (o *Op) Release(drop func(key []byte) bool, w runtime.StateWriter) error {
 		}
 		delete(o.state, b)
 	}
+	kept := o.added[:0]
+	for _, a := range o.added {
+		if !drop([]byte(a.b.key)) {
+			kept = append(kept, a)
+		}
+	}
+	clear(o.added[len(kept):])
+	o.added = kept
 	keep := o.gone[:0]
 	for _, g := range o.gone {
 		if key, _ := o.EventKey(g); drop(key) {
