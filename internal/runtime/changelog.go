@@ -114,6 +114,10 @@ type Changelog struct {
 	parts     int32 // partitions; 0 while disabled
 	held      map[int32]bool
 	pending   map[string]ChangelogRecord
+	// appended are the records of Append, in order, their bytes in chunks
+	// of arena (many small records, one allocation per chunk).
+	appended []ChangelogRecord
+	arena    []byte
 	// releases wait for a checkpoint; released ones for its completion.
 	releases, released []*release
 	wiped              map[string]bool
@@ -185,13 +189,19 @@ func (cl *Changelog) Append(node string, part int32, key, value []byte) {
 	if cl.parts == 0 {
 		return
 	}
-	k := make([]byte, 0, len(node)+1+len(key))
-	k = append(append(append(k, node...), 0), key...)
-	rec := ChangelogRecord{Part: part, Key: k}
-	if value != nil {
-		rec.Value = append(make([]byte, 0, len(value)), value...)
+	n := len(node) + 1 + len(key) + len(value)
+	if cap(cl.arena)-len(cl.arena) < n {
+		cl.arena = make([]byte, 0, max(n, 64<<10))
 	}
-	cl.pending[string(k)] = rec
+	start := len(cl.arena)
+	cl.arena = append(append(append(cl.arena, node...), 0), key...)
+	rec := ChangelogRecord{Part: part, Key: cl.arena[start:len(cl.arena):len(cl.arena)]}
+	if value != nil {
+		vs := len(cl.arena)
+		cl.arena = append(cl.arena, value...)
+		rec.Value = cl.arena[vs:len(cl.arena):len(cl.arena)]
+	}
+	cl.appended = append(cl.appended, rec)
 }
 
 // Enable turns the changelog on, with name (the topic) and the number of
@@ -329,15 +339,17 @@ func (cl *Changelog) Take() []ChangelogRecord {
 	}
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	if len(cl.pending) == 0 {
+	if len(cl.pending) == 0 && len(cl.appended) == 0 {
 		return nil
 	}
-	out := make([]ChangelogRecord, 0, len(cl.pending))
+	out := make([]ChangelogRecord, 0, len(cl.pending)+len(cl.appended))
 	for _, r := range cl.pending {
 		out = append(out, r)
 	}
 	clear(cl.pending)
 	slices.SortFunc(out, func(a, b ChangelogRecord) int { return bytes.Compare(a.Key, b.Key) })
+	out = append(out, cl.appended...)
+	cl.appended, cl.arena = nil, nil
 	return out
 }
 

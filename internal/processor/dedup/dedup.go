@@ -83,6 +83,8 @@ type clEntry struct {
 	part int32
 }
 
+const clEntryBytes = 24
+
 type tenantInfo struct {
 	ttl   int64  // nanoseconds
 	label int    // index in the node's tenant labels
@@ -315,7 +317,7 @@ func (p *Processor) stats() stats {
 	defer p.mu.Unlock()
 	return stats{
 		held:    p.tab.live,
-		memory:  p.tab.memoryBytes() + (cap(p.delta)+cap(p.free))*entryBytes + int(p.ck.pendingBytes.Load()),
+		memory:  p.tab.memoryBytes() + (cap(p.delta)+cap(p.free))*entryBytes + cap(p.clog)*clEntryBytes + int(p.ck.pendingBytes.Load()),
 		evicted: p.tab.evicted,
 		missing: p.missing.Load(),
 		dups:    p.dups,
