@@ -102,6 +102,12 @@ func ProducerOpts(cfg OutputConfig) []kgo.Opt {
 		kgo.ProducerBatchCompression(codecs[cfg.Compression]),
 		kgo.ProducerLinger(cfg.Linger),
 		kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
+		// A retriable produce error (a leader moving, too few in-sync
+		// replicas) makes the client refresh its metadata before it
+		// retries, and by default no sooner than 5 s after the last
+		// refresh: every write would wait out that much after a short
+		// outage (the collector answered 503 for 3.6 s after one).
+		kgo.MetadataMinAge(250 * time.Millisecond),
 	}
 }
 
