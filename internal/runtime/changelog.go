@@ -366,7 +366,7 @@ func (cl *Changelog) Release(parts []int32, ready func() bool) <-chan struct{} {
 	return r.done
 }
 
-// writerFunc adapts functions to a StateWriter.
+// recordWriter records a release's writes, whatever their partition.
 type recordWriter struct {
 	cl   *Changelog
 	node string
