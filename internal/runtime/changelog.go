@@ -390,17 +390,19 @@ func (w recordWriter) DeleteRange(_, _ []byte) error {
 // releaseDue runs the releases whose partitions are ready, with the
 // pipeline stopped for a checkpoint, before its write begins.
 func (cl *Changelog) releaseDue() error {
+	// ready takes the input's lock: call it without cl.mu (an input's
+	// Restore takes cl.mu under its own).
 	cl.mu.Lock()
+	waiting := slices.Clone(cl.releases)
+	cl.mu.Unlock()
 	var due []*release
-	keep := cl.releases[:0]
-	for _, r := range cl.releases {
+	for _, r := range waiting {
 		if r.ready() {
 			due = append(due, r)
-		} else {
-			keep = append(keep, r)
 		}
 	}
-	cl.releases = keep
+	cl.mu.Lock()
+	cl.releases = slices.DeleteFunc(cl.releases, func(r *release) bool { return slices.Contains(due, r) })
 	cl.mu.Unlock()
 	for _, r := range due {
 		set := map[int32]bool{}
