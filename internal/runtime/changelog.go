@@ -40,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -90,9 +91,9 @@ type ChangelogRecord struct {
 	Value []byte
 }
 
-// SplitChangelogKey splits a changelog record's key into the node and the
-// state key without its instance prefix.
-func SplitChangelogKey(k []byte) (node string, key []byte, ok bool) {
+// splitKey splits a changelog record's key into the node and the node's
+// own key (for a KeyedState, the state key without its instance prefix).
+func splitKey(k []byte) (node string, key []byte, ok bool) {
 	i := bytes.IndexByte(k, 0)
 	if i < 0 {
 		return "", nil, false
@@ -123,6 +124,7 @@ type Changelog struct {
 	wiped              map[string]bool
 
 	restoreSeconds prometheus.Histogram
+	restored       prometheus.Counter
 }
 
 type release struct {
@@ -136,11 +138,15 @@ func newChangelog(c *coordinator, log *slog.Logger, reg prometheus.Registerer) *
 		pending: map[string]ChangelogRecord{}, wiped: map[string]bool{},
 		restoreSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "weir_state_restore_seconds",
-			Help:    "Time to restore the keyed state of a partition this process gained, from reading its changelog to the operators holding it.",
+			Help:    "Time to restore the keyed state of the partitions a rebalance gave this process, from reading their changelog to the operators holding it.",
 			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 16),
+		}),
+		restored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_state_restored_partitions_total",
+			Help: "Partitions whose keyed state this process restored from the changelog.",
 		})}
 	if reg != nil {
-		reg.MustRegister(cl.restoreSeconds)
+		reg.MustRegister(cl.restoreSeconds, cl.restored)
 	}
 	c.cl = cl
 	return cl
@@ -241,21 +247,6 @@ func (cl *Changelog) Partitions() int32 {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	return cl.parts
-}
-
-func (cl *Changelog) enabled() bool {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	return cl.parts > 0
-}
-
-// Partition is the partition of an event key: Kafka's default
-// partitioner's (murmur2, sign bit cleared, modulo the partition count).
-func (cl *Changelog) Partition(key []byte) int32 {
-	cl.mu.Lock()
-	n := cl.parts
-	cl.mu.Unlock()
-	return KafkaPartition(key, n)
 }
 
 // KafkaPartition is the partition Kafka's default partitioner (the Java
@@ -423,16 +414,18 @@ func (cl *Changelog) releaseDue() error {
 	return nil
 }
 
+// members returns the partition count and the registered components (the
+// maps are copies).
+func (cl *Changelog) members() (int32, map[string][]KeyedState, map[string][]ChangelogImporter) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.parts, maps.Clone(cl.nodes), maps.Clone(cl.importers)
+}
+
 // drop has every operator hand over and forget the keys of parts, then
 // deletes their records from the store.
 func (cl *Changelog) drop(parts map[int32]bool) error {
-	cl.mu.Lock()
-	n := cl.parts
-	nodes := make(map[string][]KeyedState, len(cl.nodes))
-	for k, v := range cl.nodes {
-		nodes[k] = v
-	}
-	cl.mu.Unlock()
+	n, nodes, _ := cl.members()
 	in := func(key []byte) bool { return parts[KafkaPartition(key, n)] }
 	for node, insts := range nodes {
 		for _, ks := range insts {
@@ -492,56 +485,51 @@ func (cl *Changelog) committed() {
 	}
 }
 
-// Import loads the changelog records of partition part (in order; later
-// ones win) into the store and has the operators take its keys in, with
-// the pipeline stopped; from then on this process holds the partition.
+// Import loads the changelog records of parts (in order; later ones win)
+// into the store and has the components take their keys in, all in one
+// stop of the pipeline; from then on this process holds the partitions.
 // since is when the restore began (for the restore time metric).
-func (cl *Changelog) Import(ctx context.Context, part int32, recs []ChangelogRecord, since time.Time) error {
+func (cl *Changelog) Import(ctx context.Context, parts []int32, recs []ChangelogRecord, since time.Time) error {
+	if len(parts) == 0 {
+		return nil
+	}
 	err := cl.c.exclusive(ctx, func() error {
-		cl.mu.Lock()
-		n := cl.parts
-		nodes := make(map[string][]KeyedState, len(cl.nodes))
-		for k, v := range cl.nodes {
-			nodes[k] = v
-		}
-		cl.mu.Unlock()
+		n, nodes, importers := cl.members()
 		if n == 0 {
 			return errors.New("changelog: import while disabled")
 		}
-		accept := func(key []byte) bool { return KafkaPartition(key, n) == part }
-		// Stale records of the partition (a crash between a release and
+		set := map[int32]bool{}
+		for _, p := range parts {
+			set[p] = true
+		}
+		accept := func(key []byte) bool { return set[KafkaPartition(key, n)] }
+		// Stale records of the partitions (a crash between a release and
 		// the next checkpoint) go first.
+		scratches := map[string]Scratch{}
 		for node, insts := range nodes {
+			sc, err := cl.scratch(node)
+			if err != nil {
+				return err
+			}
+			scratches[node] = sc
 			if err := cl.deleteKeys(node, insts[0], accept); err != nil {
 				return err
 			}
 		}
-		cl.mu.Lock()
-		importers := make(map[string][]ChangelogImporter, len(cl.importers))
-		for k, v := range cl.importers {
-			importers[k] = v
-		}
-		cl.mu.Unlock()
 		own := map[string][]ChangelogRecord{}
-		scratches := map[string]Scratch{}
 		var kb []byte
 		for _, r := range recs {
-			node, rest, ok := SplitChangelogKey(r.Key)
-			if ok && len(importers[node]) > 0 {
+			node, rest, ok := splitKey(r.Key)
+			if !ok {
+				continue
+			}
+			if len(importers[node]) > 0 {
 				own[node] = append(own[node], ChangelogRecord{Part: r.Part, Key: rest, Value: r.Value})
 				continue
 			}
 			insts := nodes[node]
-			if !ok || len(insts) == 0 {
+			if len(insts) == 0 {
 				continue // a node this version of the pipeline does not have
-			}
-			sc := scratches[node]
-			if sc == nil {
-				var err error
-				if sc, err = cl.scratch(node); err != nil {
-					return err
-				}
-				scratches[node] = sc
 			}
 			kb = append(append(kb[:0], 0, 0), rest...)
 			key, ok := insts[0].EventKey(kb)
@@ -555,34 +543,32 @@ func (cl *Changelog) Import(ctx context.Context, part int32, recs []ChangelogRec
 			binary.BigEndian.PutUint16(kb, uint16(owner))
 			var err error
 			if r.Value == nil {
-				err = sc.Delete(kb)
+				err = scratches[node].Delete(kb)
 			} else {
-				err = sc.Set(kb, r.Value)
+				err = scratches[node].Set(kb, r.Value)
 			}
 			if err != nil {
-				return fmt.Errorf("node %q: import of partition %d: %w", node, part, err)
+				return fmt.Errorf("node %q: import of partition %d: %w", node, r.Part, err)
 			}
 		}
 		for node, insts := range nodes {
-			sc, err := cl.scratch(node)
-			if err != nil {
-				return err
-			}
 			for _, ks := range insts {
-				if err := ks.Acquire(accept, sc); err != nil {
-					return fmt.Errorf("node %q: acquire of partition %d: %w", node, part, err)
+				if err := ks.Acquire(accept, scratches[node]); err != nil {
+					return fmt.Errorf("node %q: acquire of partitions %v: %w", node, parts, err)
 				}
 			}
 		}
 		for node, rs := range own {
 			for _, imp := range importers[node] {
 				if err := imp.ImportChangelog(rs); err != nil {
-					return fmt.Errorf("node %q: import of partition %d: %w", node, part, err)
+					return fmt.Errorf("node %q: import of partitions %v: %w", node, parts, err)
 				}
 			}
 		}
 		cl.mu.Lock()
-		cl.held[part] = true
+		for _, p := range parts {
+			cl.held[p] = true
+		}
 		cl.mu.Unlock()
 		return nil
 	})
@@ -591,7 +577,8 @@ func (cl *Changelog) Import(ctx context.Context, part int32, recs []ChangelogRec
 	}
 	took := time.Since(since)
 	cl.restoreSeconds.Observe(took.Seconds())
-	cl.log.Info("keyed state of a partition restored from the changelog", slog.Int("partition", int(part)),
+	cl.restored.Add(float64(len(parts)))
+	cl.log.Info("keyed state of partitions restored from the changelog", slog.Any("partitions", parts),
 		slog.Int("records", len(recs)), slog.Float64("took_ms", float64(took.Microseconds())/1000))
 	return nil
 }
@@ -619,66 +606,55 @@ func (cl *Changelog) keyed(comp Stateful) (KeyedState, bool) {
 	return ks, ok
 }
 
-// teeWriter records a keyed operator's checkpoint writes.
-type teeWriter struct {
-	StateWriter
+// tee records the writes of a keyed operator's node whose partition is
+// held.
+type tee struct {
 	cl   *Changelog
 	node string
 	ks   KeyedState
 }
 
-func (w teeWriter) Set(k, v []byte) error {
-	if err := w.StateWriter.Set(k, v); err != nil {
-		return err
+// set and del record a write that err says succeeded.
+func (t tee) set(err error, k, v []byte) error {
+	if err == nil {
+		t.cl.record(t.node, t.ks, k, v, false, false)
 	}
-	w.cl.record(w.node, w.ks, k, v, false, false)
-	return nil
+	return err
 }
 
-func (w teeWriter) Delete(k []byte) error {
-	if err := w.StateWriter.Delete(k); err != nil {
-		return err
+func (t tee) del(err error, k []byte) error {
+	if err == nil {
+		t.cl.record(t.node, t.ks, k, nil, true, false)
 	}
-	w.cl.record(w.node, w.ks, k, nil, true, false)
-	return nil
+	return err
 }
+
+// teeWriter records a keyed operator's checkpoint writes.
+type teeWriter struct {
+	StateWriter
+	t tee
+}
+
+func (w teeWriter) Set(k, v []byte) error { return w.t.set(w.StateWriter.Set(k, v), k, v) }
+func (w teeWriter) Delete(k []byte) error { return w.t.del(w.StateWriter.Delete(k), k) }
 
 // teeScratch records a keyed operator's scratch writes.
 type teeScratch struct {
 	Scratch
-	cl   *Changelog
-	node string
-	ks   KeyedState
+	t tee
 }
 
-func (s teeScratch) Set(k, v []byte) error {
-	if err := s.Scratch.Set(k, v); err != nil {
-		return err
-	}
-	s.cl.record(s.node, s.ks, k, v, false, false)
-	return nil
-}
-
-func (s teeScratch) Delete(k []byte) error {
-	if err := s.Scratch.Delete(k); err != nil {
-		return err
-	}
-	s.cl.record(s.node, s.ks, k, nil, true, false)
-	return nil
-}
+func (s teeScratch) Set(k, v []byte) error { return s.t.set(s.Scratch.Set(k, v), k, v) }
+func (s teeScratch) Delete(k []byte) error { return s.t.del(s.Scratch.Delete(k), k) }
 
 // teeReader hands a keyed operator a recording scratch.
 type teeReader struct {
 	StateReader
-	so   ScratchOpener
-	cl   *Changelog
-	node string
-	ks   KeyedState
+	so ScratchOpener
+	t  tee
 }
 
-func (r teeReader) Scratch() Scratch {
-	return teeScratch{Scratch: r.so.Scratch(), cl: r.cl, node: r.node, ks: r.ks}
-}
+func (r teeReader) Scratch() Scratch { return teeScratch{Scratch: r.so.Scratch(), t: r.t} }
 
 // readerFor returns the reader a component restores from: for a keyed
 // operator, one whose scratch records writes (and, with the changelog on,
@@ -695,11 +671,11 @@ func (cl *Changelog) readerFor(node string, comp Stateful, r StateReader) (State
 	if !ok {
 		return r, nil
 	}
-	if cl.enabled() {
+	if cl.Partitions() > 0 {
 		// Read through the scratch, which has the local copy dropped.
 		r = so.Scratch()
 	}
-	return teeReader{StateReader: r, so: so, cl: cl, node: node, ks: ks}, nil
+	return teeReader{StateReader: r, so: so, t: tee{cl: cl, node: node, ks: ks}}, nil
 }
 
 // writerFor returns the writer a component snapshots into.
@@ -708,5 +684,5 @@ func (cl *Changelog) writerFor(node string, comp Stateful, w StateWriter) StateW
 	if !ok {
 		return w
 	}
-	return teeWriter{StateWriter: w, cl: cl, node: node, ks: ks}
+	return teeWriter{StateWriter: w, t: tee{cl: cl, node: node, ks: ks}}
 }

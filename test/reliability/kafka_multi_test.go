@@ -269,7 +269,7 @@ outputs:
 		}
 	}
 	var restores []string
-	reRestore := regexp.MustCompile(`"msg":"keyed state of a partition restored from the changelog".*?"took_ms":([0-9.]+)`)
+	reRestore := regexp.MustCompile(`"msg":"keyed state of partitions restored from the changelog".*?"took_ms":([0-9.]+)`)
 	for _, l := range logs {
 		for _, m := range reRestore.FindAllStringSubmatch(l.String(), -1) {
 			restores = append(restores, m[1])

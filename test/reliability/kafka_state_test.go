@@ -227,8 +227,8 @@ type running struct {
 func (r *running) restores() int {
 	mfs, _ := r.reg.Gather()
 	for _, mf := range mfs {
-		if mf.GetName() == "weir_state_restore_seconds" {
-			return int(mf.GetMetric()[0].GetHistogram().GetSampleCount())
+		if mf.GetName() == "weir_state_restored_partitions_total" {
+			return int(mf.GetMetric()[0].GetCounter().GetValue())
 		}
 	}
 	return 0

@@ -9,12 +9,12 @@ package kafka
 // checkpoint's state changes into it, in the checkpoint's transaction, so
 // state, results and offsets move together.
 //
-// A partition assigned to this member is restored before a record of it is
-// read: wait until no transaction with offsets of the partition is open
-// (OffsetFetch with require_stable: the previous owner's last transaction,
-// which carries its last state changes, has ended), read the changelog
-// partition up to its last stable offset, and import it (the pipeline stops
-// for that). A revoked partition is released at the first checkpoint at
+// The partitions a rebalance assigns to this member are restored before a
+// record of them is read: wait until no transaction with offsets of them is
+// open (OffsetFetch with require_stable: the previous owners' last
+// transactions, which carry their last state changes, have ended), read the
+// changelog partitions up to their last stable offsets, and import them
+// (the pipeline stops once for that). A revoked partition is released at the first checkpoint at
 // which nothing read from it is in flight, and given up once that
 // checkpoint's transaction is committed.
 
@@ -47,11 +47,13 @@ func (in *Input) adminClient(opts ...kgo.Opt) (*kgo.Client, error) {
 	return cl, nil
 }
 
-// enableChangelog turns the pipeline's changelog on (from Restore, linked):
-// it finds the input topic's partition count and creates the changelog
-// topic if needed.
-func (in *Input) enableChangelog(ctx context.Context) error {
-	if len(in.cfg.Topics) != 1 {
+// prepareTopics does Restore's work with the brokers, with one client: it
+// creates the topic of a derived input (a repartition topic, as many
+// partitions as cfg.PartitionsOf) and, when changelog is set, turns the
+// pipeline's changelog on (the topic <group>-changelog, as many partitions
+// as the input topic, created if needed).
+func (in *Input) prepareTopics(ctx context.Context, changelog bool) error {
+	if changelog && len(in.cfg.Topics) != 1 {
 		return fmt.Errorf("kafka input %q: keyed state follows the partitions of one topic, and the input reads %d; read one topic, or give the keyed operators their own pipeline", in.env.Node, len(in.cfg.Topics))
 	}
 	cl, err := in.adminClient()
@@ -61,6 +63,18 @@ func (in *Input) enableChangelog(ctx context.Context) error {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if in.cfg.PartitionsOf != "" {
+		n, err := partitionCount(ctx, cl, in.cfg.PartitionsOf)
+		if err != nil {
+			return err
+		}
+		if err := ensureTopic(ctx, cl, in.cfg.Topics[0], n, nil); err != nil {
+			return err
+		}
+	}
+	if !changelog {
+		return nil
+	}
 	n, err := partitionCount(ctx, cl, in.cfg.Topics[0])
 	if err != nil {
 		return err
@@ -108,23 +122,6 @@ func ensureTopic(ctx context.Context, cl *kgo.Client, topic string, n int32, con
 	return nil
 }
 
-// createTopic creates the input's topic, for an input the pipeline
-// derived (a repartition topic): as many partitions as cfg.PartitionsOf.
-func (in *Input) createTopic(ctx context.Context) error {
-	cl, err := in.adminClient()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	n, err := partitionCount(ctx, cl, in.cfg.PartitionsOf)
-	if err != nil {
-		return err
-	}
-	return ensureTopic(ctx, cl, in.cfg.Topics[0], n, nil)
-}
-
 // partitionCount asks the brokers how many partitions topic has.
 func partitionCount(ctx context.Context, cl *kgo.Client, topic string) (int32, error) {
 	req := kmsg.NewPtrMetadataRequest()
@@ -156,8 +153,9 @@ func partitionCount(ctx context.Context, cl *kgo.Client, topic string) (int32, e
 	}
 }
 
-// restoreAssigned restores the state of partitions newly assigned to this
-// member, one by one, before their records are read.
+// restoreAssigned restores the state of the partitions newly assigned to
+// this member, all at once (one read of the changelog, one stop of the
+// pipeline), before their records are read.
 func (in *Input) restoreAssigned(ctx context.Context, parts map[string][]int32) error {
 	in.mu.Lock()
 	var fresh []int32
@@ -172,6 +170,7 @@ func (in *Input) restoreAssigned(ctx context.Context, parts map[string][]int32) 
 	if len(fresh) == 0 {
 		return nil
 	}
+	since := time.Now()
 	cl, err := in.adminClient()
 	if err != nil {
 		return err
@@ -179,33 +178,29 @@ func (in *Input) restoreAssigned(ctx context.Context, parts map[string][]int32) 
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, in.cfg.RebalanceTimeout)
 	defer cancel()
-	name := in.env.Changelog.Name()
-	for _, p := range fresh {
-		since := time.Now()
-		if err := in.awaitStable(ctx, cl, p); err != nil {
-			return err
-		}
-		recs, err := readChangelog(ctx, in, cl, name, p)
-		if err != nil {
-			return err
-		}
-		if err := in.env.Changelog.Import(ctx, p, recs, since); err != nil {
-			return fmt.Errorf("kafka input %q: restore of partition %d's state: %w", in.env.Node, p, err)
-		}
+	if err := in.awaitStable(ctx, cl, fresh); err != nil {
+		return err
+	}
+	recs, err := in.readChangelog(ctx, cl, in.env.Changelog.Name(), fresh)
+	if err != nil {
+		return err
+	}
+	if err := in.env.Changelog.Import(ctx, fresh, recs, since); err != nil {
+		return fmt.Errorf("kafka input %q: restore of the state of partitions %v: %w", in.env.Node, fresh, err)
 	}
 	return nil
 }
 
-// awaitStable waits until no open transaction holds offsets of partition
-// p for the group: the previous owner's last changes are then committed
-// (or aborted) and below the changelog's last stable offset.
-func (in *Input) awaitStable(ctx context.Context, cl *kgo.Client, p int32) error {
+// awaitStable waits until no open transaction holds offsets of parts for
+// the group: the previous owners' last changes are then committed (or
+// aborted) and below the changelog's last stable offset.
+func (in *Input) awaitStable(ctx context.Context, cl *kgo.Client, parts []int32) error {
 	topic := in.cfg.Topics[0]
 	for {
 		req := kmsg.NewPtrOffsetFetchRequest()
 		req.Group, req.RequireStable = in.cfg.Group, true
 		rt := kmsg.NewOffsetFetchRequestTopic()
-		rt.Topic, rt.Partitions = topic, []int32{p}
+		rt.Topic, rt.Partitions = topic, parts
 		req.Topics = append(req.Topics, rt)
 		resp, err := req.RequestWith(ctx, cl)
 		if err == nil {
@@ -222,45 +217,52 @@ func (in *Input) awaitStable(ctx context.Context, cl *kgo.Client, p int32) error
 			return nil
 		}
 		if !errors.Is(err, kerr.UnstableOffsetCommit) && !kerr.IsRetriable(err) {
-			return fmt.Errorf("kafka input %q: offsets of partition %s/%d: %w", in.env.Node, topic, p, err)
+			return fmt.Errorf("kafka input %q: offsets of partitions %v of %s: %w", in.env.Node, parts, topic, err)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("kafka input %q: a transaction with offsets of partition %s/%d stayed open: %w", in.env.Node, topic, p, ctx.Err())
+			return fmt.Errorf("kafka input %q: a transaction with offsets of partitions %v of %s stayed open: %w", in.env.Node, parts, topic, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
-// readChangelog reads partition p of the changelog topic from its start
-// to its last stable offset.
-func readChangelog(ctx context.Context, in *Input, admin *kgo.Client, topic string, p int32) ([]runtime.ChangelogRecord, error) {
+// readChangelog reads parts of the changelog topic from their start to
+// their last stable offset, with one consumer.
+func (in *Input) readChangelog(ctx context.Context, admin *kgo.Client, topic string, parts []int32) ([]runtime.ChangelogRecord, error) {
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.IsolationLevel = 1 // read_committed: the last stable offset
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = topic
-	rp := kmsg.NewListOffsetsRequestTopicPartition()
-	rp.Partition, rp.Timestamp = p, -1
-	rt.Partitions = append(rt.Partitions, rp)
+	for _, p := range parts {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = p, -1
+		rt.Partitions = append(rt.Partitions, rp)
+	}
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, admin)
 	if err != nil {
-		return nil, fmt.Errorf("kafka: end of changelog %s/%d: %w", topic, p, err)
+		return nil, fmt.Errorf("kafka: end of changelog %s %v: %w", topic, parts, err)
 	}
-	end := int64(-1)
+	// left holds the end of each partition still to read.
+	left := map[int32]int64{}
+	start := map[int32]kgo.Offset{}
 	for _, t := range resp.Topics {
 		for _, pp := range t.Partitions {
 			if err := kerr.ErrorForCode(pp.ErrorCode); err != nil {
-				return nil, fmt.Errorf("kafka: end of changelog %s/%d: %w", topic, p, err)
+				return nil, fmt.Errorf("kafka: end of changelog %s/%d: %w", topic, pp.Partition, err)
 			}
-			end = pp.Offset
+			if pp.Offset > 0 {
+				left[pp.Partition] = pp.Offset
+				start[pp.Partition] = kgo.NewOffset().AtStart()
+			}
 		}
 	}
-	if end <= 0 {
+	if len(left) == 0 {
 		return nil, nil
 	}
 	cl, err := in.adminClient(
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().AtStart()}}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
 	)
@@ -269,21 +271,26 @@ func readChangelog(ctx context.Context, in *Input, admin *kgo.Client, topic stri
 	}
 	defer cl.Close()
 	var recs []runtime.ChangelogRecord
-	for pos := int64(0); pos < end; {
+	for len(left) > 0 {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("kafka: read changelog %s/%d: %w", topic, p, err)
+			return nil, fmt.Errorf("kafka: read changelog %s: %w", topic, err)
 		}
 		for _, fe := range fs.Errors() {
-			return nil, fmt.Errorf("kafka: read changelog %s/%d: %w", topic, p, fe.Err)
+			return nil, fmt.Errorf("kafka: read changelog %s/%d: %w", fe.Topic, fe.Partition, fe.Err)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			pos = max(pos, r.Offset+1)
-			if r.Offset >= end || r.Attrs.IsControl() {
+			end, ok := left[r.Partition]
+			if !ok || r.Offset >= end {
 				return
 			}
-			// A nil value is a tombstone (state values are never empty).
-			recs = append(recs, runtime.ChangelogRecord{Part: p, Key: r.Key, Value: r.Value})
+			if r.Offset+1 >= end {
+				delete(left, r.Partition)
+			}
+			if !r.Attrs.IsControl() {
+				// A nil value is a tombstone (state values are never empty).
+				recs = append(recs, runtime.ChangelogRecord{Part: r.Partition, Key: r.Key, Value: r.Value})
+			}
 		})
 	}
 	return recs, nil

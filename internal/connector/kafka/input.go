@@ -780,20 +780,18 @@ func (in *Input) Snapshot(_ context.Context, w runtime.StateWriter) error {
 func (in *Input) Restore(ctx context.Context, r runtime.StateReader) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.cfg.PartitionsOf != "" {
-		if err := in.createTopic(ctx); err != nil {
-			return err
-		}
-	}
 	in.linked = links.start(in)
 	if in.linked {
 		in.log.Info("kafka: offsets are committed in the exactly_once output's transactions; partitions start at the group's committed offsets", slog.String("group", in.cfg.Group))
-		if in.env.Changelog.WantedBy(in.env.Node) {
-			if err := in.enableChangelog(ctx); err != nil {
-				return err
-			}
-			in.log.Info("kafka: keyed state follows the partitions through the changelog topic", slog.String("topic", in.env.Changelog.Name()))
+	}
+	changelog := in.linked && in.env.Changelog.WantedBy(in.env.Node)
+	if changelog || in.cfg.PartitionsOf != "" {
+		if err := in.prepareTopics(ctx, changelog); err != nil {
+			return err
 		}
+	}
+	if changelog {
+		in.log.Info("kafka: keyed state follows the partitions through the changelog topic", slog.String("topic", in.env.Changelog.Name()))
 	}
 	return r.Scan(nil, nil, func(k, v []byte) error {
 		s := string(k)
