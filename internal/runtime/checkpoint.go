@@ -247,15 +247,25 @@ func (c *coordinator) checkpoint(ctx context.Context, final bool) error {
 	return nil
 }
 
-func (c *coordinator) take(ctx context.Context) error {
+// stopAll, with the gate held, waits until every input's emitted batches
+// are acknowledged and stops the operators; it returns their unlock.
+func (c *coordinator) stopAll(ctx context.Context) (func(), error) {
 	for _, d := range c.drainers {
 		if err := d.drain(ctx); err != nil {
-			return fmt.Errorf("drain of input %q: %w", d.node, err)
+			return nil, fmt.Errorf("drain of input %q: %w", d.node, err)
 		}
 	}
 	unlock, err := c.drainOperators(ctx)
 	if err != nil {
-		return fmt.Errorf("drain of operators: %w", err)
+		return nil, fmt.Errorf("drain of operators: %w", err)
+	}
+	return unlock, nil
+}
+
+func (c *coordinator) take(ctx context.Context) error {
+	unlock, err := c.stopAll(ctx)
+	if err != nil {
+		return err
 	}
 	defer unlock()
 	if c.cl != nil {
@@ -304,14 +314,9 @@ func (c *coordinator) exclusive(ctx context.Context, fn func() error) error {
 	}
 	c.gate.Lock()
 	defer c.gate.Unlock()
-	for _, d := range c.drainers {
-		if err := d.drain(ctx); err != nil {
-			return fmt.Errorf("drain of input %q: %w", d.node, err)
-		}
-	}
-	unlock, err := c.drainOperators(ctx)
+	unlock, err := c.stopAll(ctx)
 	if err != nil {
-		return fmt.Errorf("drain of operators: %w", err)
+		return err
 	}
 	defer unlock()
 	return fn()

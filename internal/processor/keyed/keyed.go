@@ -150,6 +150,7 @@ type Op[S any] struct {
 	// restore, which may have read other instances' ranges).
 	dirty     []string
 	full      bool
+	keyBuf    []byte
 	eventT    timerHeap
 	procT     timerHeap
 	ttlCheck  int64
@@ -293,18 +294,9 @@ func (o *Op[S]) Snapshot(_ context.Context, w runtime.StateWriter) error {
 	if err := o.rng.SaveWatermark(w, o.wm); err != nil {
 		return err
 	}
-	var key []byte
-	set := func(k string, ks *keyState[S]) error {
-		v, err := json.Marshal(ks)
-		if err != nil {
-			return fmt.Errorf("state of key %q: %w", k, err)
-		}
-		key = append(o.rng.Key(key[:0], 'k'), k...)
-		return w.Set(key, v)
-	}
 	if o.full {
 		for k, ks := range o.keys {
-			if err := set(k, ks); err != nil {
+			if err := o.write(w, k, ks); err != nil {
 				return err
 			}
 			ks.dirty = false
@@ -312,7 +304,7 @@ func (o *Op[S]) Snapshot(_ context.Context, w runtime.StateWriter) error {
 	} else {
 		for _, k := range o.dirty {
 			if ks := o.keys[k]; ks != nil && ks.dirty {
-				if err := set(k, ks); err != nil {
+				if err := o.write(w, k, ks); err != nil {
 					return err
 				}
 				ks.dirty = false
@@ -321,12 +313,38 @@ func (o *Op[S]) Snapshot(_ context.Context, w runtime.StateWriter) error {
 	}
 	o.dirty, o.full = o.dirty[:0], false
 	for k := range o.gone {
-		key = append(o.rng.Key(key[:0], 'k'), k...)
-		if err := w.Delete(key); err != nil {
+		if err := o.write(w, k, nil); err != nil {
 			return err
 		}
 	}
 	clear(o.gone)
+	return nil
+}
+
+// write writes the state of key k to w, or deletes it when ks is nil.
+func (o *Op[S]) write(w runtime.StateWriter, k string, ks *keyState[S]) error {
+	o.keyBuf = append(o.rng.Key(o.keyBuf[:0], 'k'), k...)
+	if ks == nil {
+		return w.Delete(o.keyBuf)
+	}
+	v, err := json.Marshal(ks)
+	if err != nil {
+		return fmt.Errorf("state of key %q: %w", k, err)
+	}
+	return w.Set(o.keyBuf, v)
+}
+
+// load takes in a key's stored state and its timers.
+func (o *Op[S]) load(key string, v []byte) error {
+	ks := &keyState[S]{}
+	if err := json.Unmarshal(v, ks); err != nil {
+		return fmt.Errorf("keyed state: key %q: %w", key, err)
+	}
+	o.keys[key] = ks
+	delete(o.gone, key)
+	for _, t := range ks.Timers {
+		o.push(t, key)
+	}
 	return nil
 }
 
@@ -343,30 +361,21 @@ func (o *Op[S]) EventKey(stateKey []byte) ([]byte, bool) {
 // Release implements runtime.KeyedState: the state of the keys drop
 // selects goes to w, and they are forgotten.
 func (o *Op[S]) Release(drop func(key []byte) bool, w runtime.StateWriter) error {
-	var key []byte
 	for k, ks := range o.keys {
-		if !drop([]byte(k)) {
-			continue
+		if drop([]byte(k)) {
+			if err := o.write(w, k, ks); err != nil {
+				return err
+			}
+			delete(o.keys, k)
 		}
-		v, err := json.Marshal(ks)
-		if err != nil {
-			return fmt.Errorf("state of key %q: %w", k, err)
-		}
-		key = append(o.rng.Key(key[:0], 'k'), k...)
-		if err := w.Set(key, v); err != nil {
-			return err
-		}
-		delete(o.keys, k)
 	}
 	for k := range o.gone {
-		if !drop([]byte(k)) {
-			continue
+		if drop([]byte(k)) {
+			if err := o.write(w, k, nil); err != nil {
+				return err
+			}
+			delete(o.gone, k)
 		}
-		key = append(o.rng.Key(key[:0], 'k'), k...)
-		if err := w.Delete(key); err != nil {
-			return err
-		}
-		delete(o.gone, k)
 	}
 	return nil
 }
@@ -379,17 +388,7 @@ func (o *Op[S]) Acquire(accept func(key []byte) bool, r runtime.StateReader) err
 		if !accept(k) || o.keys[string(k)] != nil {
 			return nil
 		}
-		key := string(k)
-		ks := &keyState[S]{}
-		if err := json.Unmarshal(v, ks); err != nil {
-			return fmt.Errorf("keyed state: key %q: %w", key, err)
-		}
-		o.keys[key] = ks
-		delete(o.gone, key)
-		for _, t := range ks.Timers {
-			o.push(t, key)
-		}
-		return nil
+		return o.load(string(k), v)
 	})
 }
 
@@ -402,16 +401,7 @@ func (o *Op[S]) Restore(_ context.Context, r runtime.StateReader) error {
 		if !o.rng.Owns(k) {
 			return nil
 		}
-		key := string(k)
-		ks := &keyState[S]{}
-		if err := json.Unmarshal(v, ks); err != nil {
-			return fmt.Errorf("keyed state: key %q: %w", key, err)
-		}
-		o.keys[key] = ks
-		for _, t := range ks.Timers {
-			o.push(t, key)
-		}
-		return nil
+		return o.load(string(k), v)
 	})
 	if err != nil {
 		return err

@@ -28,15 +28,7 @@ func (o *Op) Release(drop func(key []byte) bool, w runtime.StateWriter) error {
 	}
 	for _, wd := range gone {
 		if wd.unsaved {
-			if wd.stored && (wd.sStart != wd.start || wd.sEnd != wd.end) {
-				o.keyBuf = winKeyAt(o.keyBuf[:0], o.rng.Instance(), wd.sEnd, wd.sStart, wd.key)
-				if err := w.Delete(o.keyBuf); err != nil {
-					return err
-				}
-			}
-			o.keyBuf = winKeyAt(o.keyBuf[:0], o.rng.Instance(), wd.end, wd.start, wd.key)
-			o.valBuf = encodeWin(o.valBuf[:0], wd)
-			if err := w.Set(o.keyBuf, o.valBuf); err != nil {
+			if err := o.write(w, wd); err != nil {
 				return err
 			}
 		}

@@ -100,6 +100,20 @@ func (o *Op) store(wd *win) error {
 	return nil
 }
 
+// write writes wd's current version to w, deleting the copy stored under
+// its former bounds (a session that grew).
+func (o *Op) write(w runtime.StateWriter, wd *win) error {
+	if wd.stored && (wd.sStart != wd.start || wd.sEnd != wd.end) {
+		o.keyBuf = winKeyAt(o.keyBuf[:0], o.rng.Instance(), wd.sEnd, wd.sStart, wd.key)
+		if err := w.Delete(o.keyBuf); err != nil {
+			return err
+		}
+	}
+	o.keyBuf = winKeyAt(o.keyBuf[:0], o.rng.Instance(), wd.end, wd.start, wd.key)
+	o.valBuf = encodeWin(o.valBuf[:0], wd)
+	return w.Set(o.keyBuf, o.valBuf)
+}
+
 // stored records that the store has wd's current version.
 func (o *Op) stored(wd *win) {
 	wd.unsaved, wd.stored, wd.sStart, wd.sEnd = false, true, wd.start, wd.end
@@ -238,15 +252,7 @@ func (o *Op) Snapshot(_ context.Context, w runtime.StateWriter) error {
 			continue
 		}
 		faults.Point("window.snapshot")
-		if wd.stored && (wd.sStart != wd.start || wd.sEnd != wd.end) {
-			o.keyBuf = winKeyAt(o.keyBuf[:0], o.rng.Instance(), wd.sEnd, wd.sStart, wd.key)
-			if err := w.Delete(o.keyBuf); err != nil {
-				return err
-			}
-		}
-		o.keyBuf = winKeyAt(o.keyBuf[:0], o.rng.Instance(), wd.end, wd.start, wd.key)
-		o.valBuf = encodeWin(o.valBuf[:0], wd)
-		if err := w.Set(o.keyBuf, o.valBuf); err != nil {
+		if err := o.write(w, wd); err != nil {
 			return err
 		}
 		o.stored(wd)
