@@ -73,26 +73,7 @@ func BenchmarkKafkaStateChangelog(b *testing.B) {
 	if len(errs) > 0 {
 		b.Fatal(errs)
 	}
-	var wall, cpu [2]time.Duration
-	for i := range b.N {
-		for k := range 2 {
-			with := (i+k)%2 == 1
-			wd, c := changelogRun(b, n, w, with)
-			j := 0
-			if with {
-				j = 1
-			}
-			wall[j] += wd
-			cpu[j] += c
-		}
-	}
-	rate := func(d time.Duration) float64 { return float64(n*b.N) / d.Seconds() }
-	b.ReportMetric(rate(wall[0]), "local-events/s")
-	b.ReportMetric(rate(wall[1]), "changelog-events/s")
-	b.ReportMetric(rate(wall[1])/rate(wall[0]), "changelog/local")
-	b.ReportMetric(rate(cpu[0]), "local-events/cpu-s")
-	b.ReportMetric(rate(cpu[1]), "changelog-events/cpu-s")
-	b.ReportMetric(rate(cpu[1])/rate(cpu[0]), "changelog/local-cpu")
+	compare(b, n, "local", "changelog", func(with bool) (time.Duration, time.Duration) { return changelogRun(b, n, w, with) })
 }
 
 func changelogRun(b *testing.B, n int, w *window.Window, changelog bool) (wall, cpu time.Duration) {
