@@ -69,49 +69,18 @@ func testKeyedStateMoves(t *testing.T, repartitioned bool) {
 	if repartitioned {
 		keyBy, recordKey = "k", func(_ string, i int) string { return fmt.Sprintf("e%d", i) }
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "in", "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := strings.Join(c.ListenAddrs(), ", ")
-	dir := t.TempDir()
+	c, brokers, dir := groupCluster(t)
 
 	start := func(name string) *running {
-		return startPipeline(t, name, fmt.Sprintf(`
-name: %[1]s
-control: {address: ""}
-status: off
-state:
-  dir: %[2]s/%[1]s
-  checkpoint_interval: 100ms
-inputs:
-  in:
-    type: kafka
-    brokers: [%[3]s]
-    topics: [in]
-    group: counts
-    session_timeout: 6s
-    heartbeat_interval: 500ms
-    rebalance_timeout: 10s
-processors:
+		return startPipeline(t, name, groupPipeline(name, dir, brokers, "counts", "count", fmt.Sprintf(`
   count:
     type: window
     from: in
-    key_by: %[4]s
+    key_by: %s
     window: tumbling
     size: 1h
-    aggregates: {n: count()}
-outputs:
-  out:
-    type: kafka
-    from: count
-    brokers: [%[3]s]
-    topic: out
-    guarantee: exactly_once
-`, name, dir, brokers, keyBy), func(f runtime.Factory) runtime.Factory { return withCounter{f} })
+    aggregates: {n: count()}`, keyBy)), func(f runtime.Factory) runtime.Factory { return withCounter{f} })
 	}
-	stop := func(r *running) { stopPipeline(t, r) }
 
 	src, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("in"))
 	if err != nil {
@@ -170,10 +139,10 @@ outputs:
 		time.Sleep(200 * time.Millisecond)
 	}
 	await("a and b")
-	stop(a)
+	stopPipeline(t, a)
 	feed(600)
 	await("b alone")
-	stop(b)
+	stopPipeline(t, b)
 	// Nothing more than one result per event: poll a little longer.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	out.PollFetches(ctx).EachRecord(func(r *kgo.Record) { t.Errorf("extra result %s", r.Value) })
@@ -303,44 +272,14 @@ func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
 // which must know those ids from the changelog: every id reaches the
 // output exactly once.
 func TestDedupStateFollowsPartitions(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "in", "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	brokers := strings.Join(c.ListenAddrs(), ", ")
-	dir := t.TempDir()
+	c, brokers, dir := groupCluster(t)
 	start := func(name string) *running {
-		return startPipeline(t, name, fmt.Sprintf(`
-name: %[1]s
-control: {address: ""}
-status: off
-state:
-  dir: %[2]s/%[1]s
-  checkpoint_interval: 100ms
-inputs:
-  in:
-    type: kafka
-    brokers: [%[3]s]
-    topics: [in]
-    group: dedup
-    session_timeout: 6s
-    heartbeat_interval: 500ms
-    rebalance_timeout: 10s
-processors:
+		return startPipeline(t, name, groupPipeline(name, dir, brokers, "dedup", "unique", `
   unique:
     type: dedup
     from: in
     key: id
-    tenant: '"t"'
-outputs:
-  out:
-    type: kafka
-    from: unique
-    brokers: [%[3]s]
-    topic: out
-    guarantee: exactly_once
-`, name, dir, brokers), nil)
+    tenant: '"t"'`), nil)
 	}
 	src, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("in"))
 	if err != nil {
@@ -416,6 +355,49 @@ outputs:
 	if dups != 0 || total != 1800 {
 		t.Fatalf("%d results for 1800 ids: %d duplicates passed", total, dups)
 	}
+}
+
+// groupCluster starts a broker with 6-partition topics in and out, and
+// returns it, its address list for YAML and a directory for state.
+func groupCluster(t *testing.T) (*kfake.Cluster, string, string) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "in", "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, strings.Join(c.ListenAddrs(), ", "), t.TempDir()
+}
+
+// groupPipeline is the YAML of a pipeline of consumer group group: kafka
+// topic in → the processors (node last feeds the output) → topic out,
+// exactly once, checkpoints every 100 ms.
+func groupPipeline(name, dir, brokers, group, last, processors string) string {
+	return fmt.Sprintf(`
+name: %[1]s
+control: {address: ""}
+status: off
+state:
+  dir: %[2]s/%[1]s
+  checkpoint_interval: 100ms
+inputs:
+  in:
+    type: kafka
+    brokers: [%[3]s]
+    topics: [in]
+    group: %[4]s
+    session_timeout: 6s
+    heartbeat_interval: 500ms
+    rebalance_timeout: 10s
+processors:%[6]s
+outputs:
+  out:
+    type: kafka
+    from: %[5]s
+    brokers: [%[3]s]
+    topic: out
+    guarantee: exactly_once
+`, name, dir, brokers, group, last, processors)
 }
 
 type testWriter struct{ t *testing.T }
