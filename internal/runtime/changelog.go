@@ -656,9 +656,10 @@ type teeReader struct {
 
 func (r teeReader) Scratch() Scratch { return teeScratch{Scratch: r.so.Scratch(), t: r.t} }
 
-// readerFor returns the reader a component restores from: for a keyed
-// operator, one whose scratch records writes (and, with the changelog on,
-// after the local copy of the node's keyed state is dropped).
+// readerFor returns the reader a component restores from: with the
+// changelog on, for a keyed operator, one that reads and writes through
+// its scratch, which records the writes, after the local copy of the
+// node's keyed state is dropped.
 func (cl *Changelog) readerFor(node string, comp Stateful, r StateReader) (StateReader, error) {
 	ks, ok := cl.keyed(comp)
 	if !ok {
@@ -668,20 +669,20 @@ func (cl *Changelog) readerFor(node string, comp Stateful, r StateReader) (State
 		return nil, err
 	}
 	so, ok := r.(ScratchOpener)
-	if !ok {
+	if !ok || cl.Partitions() == 0 {
+		// Off (it is enabled before operators restore, or never): the
+		// operator writes as if there were no changelog.
 		return r, nil
 	}
-	if cl.Partitions() > 0 {
-		// Read through the scratch, which has the local copy dropped.
-		r = so.Scratch()
-	}
-	return teeReader{StateReader: r, so: so, t: tee{cl: cl, node: node, ks: ks}}, nil
+	// Read through the scratch, which has the local copy dropped.
+	return teeReader{StateReader: so.Scratch(), so: so, t: tee{cl: cl, node: node, ks: ks}}, nil
 }
 
-// writerFor returns the writer a component snapshots into.
+// writerFor returns the writer a component snapshots into: with the
+// changelog on, one that records a keyed operator's writes.
 func (cl *Changelog) writerFor(node string, comp Stateful, w StateWriter) StateWriter {
 	ks, ok := cl.keyed(comp)
-	if !ok {
+	if !ok || cl.Partitions() == 0 {
 		return w
 	}
 	return teeWriter{StateWriter: w, t: tee{cl: cl, node: node, ks: ks}}
