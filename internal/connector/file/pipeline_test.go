@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/dag"
 	"github.com/weir-dev/weir/internal/runtime"
 	"github.com/weir-dev/weir/internal/state"
@@ -60,20 +59,13 @@ func TestPipelineFileToFileExactlyOnce(t *testing.T) {
 		}
 		want.WriteString(b.String())
 	}
-	p, err := config.Parse("copy.yaml", []byte(`
+	g := testkit.Graph(t, `
 name: copy
 inputs:
   in: {type: file}
 outputs:
   out: {type: file, from: in}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := dag.Build(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	f := fileFactory{in: DefaultInputConfig(), out: DefaultOutputConfig()}
 	f.in.Path = filepath.Join(inDir, "*")
 	f.out.Dir = outDir

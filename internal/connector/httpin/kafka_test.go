@@ -410,21 +410,14 @@ func TestKafkaBufferCheckpointedPipeline(t *testing.T) {
 	cluster := kafkaCluster(t)
 	c := kafkaConfig(t, cluster.ListenAddrs())
 	root := t.TempDir()
-	p, err := config.Parse("p.yaml", []byte(`
+	g := testkit.Graph(t, `
 name: p
 control: {address: ""}
 inputs:
   collector: {type: http, parallelism: 2}
 outputs:
   out: {type: file, from: collector}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := dag.Build(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	var want []string
 	for run := range 3 {
 		st, err := state.Open(filepath.Join(root, "state"), nil)

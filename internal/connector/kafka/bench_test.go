@@ -56,7 +56,7 @@ func BenchmarkKafkaToKafka(b *testing.B) {
 		in.Brokers, in.Topics, in.Group = brokers, []string{"in"}, "bench"
 		out := kafka.DefaultOutputConfig()
 		out.Brokers, out.Topic = brokers, "out"
-		pl, err := runtime.New(buildGraph(b, pipelineYAML), factory{in: in, out: out}, runtime.Options{})
+		pl, err := runtime.New(testkit.Graph(b, pipelineYAML), factory{in: in, out: out}, runtime.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -132,7 +132,7 @@ func guaranteeRun(b *testing.B, n int, exactly bool) (wall, cpu time.Duration) {
 		defer st.Close()
 		opts.Store, opts.CheckpointInterval = testkit.StateStore(st), time.Second
 	}
-	pl, err := runtime.New(buildGraph(b, pipelineYAML), factory{in: in, out: out}, opts)
+	pl, err := runtime.New(testkit.Graph(b, pipelineYAML), factory{in: in, out: out}, opts)
 	if err != nil {
 		b.Fatal(err)
 	}

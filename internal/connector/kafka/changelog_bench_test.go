@@ -104,7 +104,7 @@ func changelogRun(b *testing.B, n int, w *window.Window, changelog bool) (wall, 
 	}
 	defer st.Close()
 	opts := runtime.Options{Store: testkit.StateStore(st), CheckpointInterval: time.Second}
-	pl, err := runtime.New(buildGraph(b, windowYAML), windowFactory{factory: factory{in: in, out: out}, w: w, hidden: !changelog}, opts)
+	pl, err := runtime.New(testkit.Graph(b, windowYAML), windowFactory{factory: factory{in: in, out: out}, w: w, hidden: !changelog}, opts)
 	if err != nil {
 		b.Fatal(err)
 	}

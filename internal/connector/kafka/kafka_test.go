@@ -110,14 +110,7 @@ outputs:
 // more than before, then stops the pipeline gracefully.
 func run(t *testing.T, f factory, brokers []string, wantTotal int) {
 	t.Helper()
-	p, err := config.Parse("k.yaml", []byte(pipelineYAML))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := dag.Build(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := testkit.Graph(t, pipelineYAML)
 	pl, err := runtime.New(g, f, runtime.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -202,21 +195,14 @@ func TestCheckpointedOffsetsExactlyOnce(t *testing.T) {
 	in := kafka.DefaultInputConfig()
 	in.Brokers, in.Topics, in.Group = brokers, []string{"in"}, "weir-ckpt"
 	f := fileFactory{in: in, dir: filepath.Join(root, "out")}
-	p, err := config.Parse("k.yaml", []byte(`
+	g := testkit.Graph(t, `
 name: k
 control: {address: ""}
 inputs:
   in: {type: kafka, parallelism: 2}
 outputs:
   out: {type: file, from: in}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := dag.Build(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	const rounds, per = 8, 500
 	for r := range rounds {
 		produce(t, brokers, "in", r*per, per)

@@ -65,19 +65,6 @@ outputs:
   out: {type: kafka, from: tag, parallelism: 2}
 `
 
-func buildGraph(t testing.TB, yaml string) *dag.Graph {
-	t.Helper()
-	p, err := config.Parse("p.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := dag.Build(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
-
 // readTopic reads topic from the start, with read_committed isolation or
 // not, until it has want records and then for quiet more (so that
 // duplicates show), or until 20 s have passed.
@@ -219,7 +206,7 @@ func testExactlyOnceKafkaToKafka(t *testing.T, yaml string) {
 	out.Brokers, out.Topic, out.Guarantee = brokers, "out", kafka.ExactlyOnce
 	out.TransactionTimeout = 10 * time.Second
 	f := eosFactory{in: in, out: out}
-	g := buildGraph(t, yaml)
+	g := testkit.Graph(t, yaml)
 	open := func(fs *faultyStore) (*runtime.Pipeline, *state.Store) {
 		st, err := state.Open(filepath.Join(root, "state"), nil)
 		if err != nil {
@@ -748,7 +735,7 @@ func eosPipeline(t *testing.T, brokers []string, group string, st *state.Store) 
 	out := kafka.DefaultOutputConfig()
 	out.Brokers, out.Topic, out.Guarantee = brokers, "out", kafka.ExactlyOnce
 	out.TransactionTimeout = 10 * time.Second
-	pl, err := runtime.New(buildGraph(t, eosYAML), eosFactory{in: in, out: out},
+	pl, err := runtime.New(testkit.Graph(t, eosYAML), eosFactory{in: in, out: out},
 		runtime.Options{Store: testkit.StateStore(st), CheckpointInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
