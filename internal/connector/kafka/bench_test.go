@@ -136,12 +136,19 @@ func guaranteeRun(b *testing.B, n int, exactly bool) (wall, cpu time.Duration) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return runUntil(b, pl, "out", n/2)
+}
+
+// runUntil runs pl until node has emitted n events, then stops it
+// gracefully and returns the wall and CPU time from start to stop.
+func runUntil(b *testing.B, pl *runtime.Pipeline, node string, n int) (wall, cpu time.Duration) {
+	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	t0, c0 := time.Now(), cpuTime()
 	go func() { done <- pl.Run(ctx) }()
-	for pl.Node("out").Out.Load() < uint64(n/2) {
+	for pl.Node(node).Out.Load() < uint64(n) {
 		time.Sleep(time.Millisecond)
 	}
 	cancel()

@@ -108,17 +108,5 @@ func changelogRun(b *testing.B, n int, w *window.Window, changelog bool) (wall, 
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	t0, c0 := time.Now(), cpuTime()
-	go func() { done <- pl.Run(ctx) }()
-	for pl.Node("in").Out.Load() < uint64(n) {
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
-	return time.Since(t0), cpuTime() - c0
+	return runUntil(b, pl, "in", n)
 }
