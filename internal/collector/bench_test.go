@@ -7,12 +7,13 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/weir-dev/weir/internal/log"
 )
@@ -76,16 +77,11 @@ func benchLogOnly(b *testing.B, path string, body []byte, events, conns int) {
 	if path == pathEvents {
 		form = formSingle
 	}
-	hr, err := http.NewRequest(http.MethodPost, path, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	hr.RemoteAddr = "127.0.0.1:1"
 	st := s.states.Get().(*reqState)
 	if err := st.dec.decode(body, form); err != nil || st.dec.accepted != events {
 		b.Fatalf("decode: %v", err)
 	}
-	recs := s.records(st, hr, s.tenants[sha256.Sum256([]byte(keyShop))], body, time.Now())
+	recs := s.records(st, &fasthttp.RequestCtx{}, s.tenants[sha256.Sum256([]byte(keyShop))], body, time.Now())
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	var next atomic.Int64

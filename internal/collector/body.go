@@ -1,14 +1,17 @@
 package collector
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/valyala/fasthttp"
 )
 
 // zstdMaxWindow is the largest zstd window accepted: the size the format
@@ -48,16 +51,20 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readBody reads and decompresses r's body into st.body, within the
+// readBody reads and decompresses c's body into st.body, within the
 // limits. On failure it returns the status and message to answer with.
-func (s *Server) readBody(r *http.Request, st *reqState, enc encoding) ([]byte, int, string) {
-	st.lim = limitedBody{r: r.Body, max: s.maxBody}
+func (s *Server) readBody(c *fasthttp.RequestCtx, st *reqState, enc encoding) ([]byte, int, string) {
+	body := c.Request.BodyStream()
+	if body == nil {
+		body = bytes.NewReader(c.Request.Body())
+	}
+	st.lim = limitedBody{r: body, max: s.maxBody}
 	var src io.Reader = &st.lim
 	sizeHint := 0
 	switch enc {
 	case encIdentity:
-		if r.ContentLength > 0 {
-			sizeHint = int(r.ContentLength) + 1 // room to see EOF
+		if n := c.Request.Header.ContentLength(); n > 0 {
+			sizeHint = n + 1 // room to see EOF
 		}
 	case encGzip:
 		zr, _ := gzipReaders.Get().(*gzip.Reader)
@@ -125,7 +132,7 @@ func (s *Server) readFailed(st *reqState, err error, msg string) (int, string) {
 	switch {
 	case st.lim.over:
 		return http.StatusRequestEntityTooLarge, s.bodyTooLarge()
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, os.ErrDeadlineExceeded), isTimeout(err):
 		return http.StatusRequestTimeout, "timed out reading the body (http.read_timeout)"
 	}
 	return http.StatusBadRequest, msg
@@ -160,4 +167,10 @@ func readLimited(src io.Reader, buf []byte, limit, sizeHint int) (_ []byte, over
 			return buf, false, err
 		}
 	}
+}
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var nerr net.Error
+	return errors.As(err, &nerr) && nerr.Timeout()
 }

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -18,6 +19,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weir-dev/weir/internal/config"
 	"github.com/weir-dev/weir/internal/log"
 )
 
@@ -354,40 +356,26 @@ func TestClientIPFromXForwardedFor(t *testing.T) {
 		cfg.ClientIP = ClientIPXForwardedFor
 		cfg.TrustedProxies = tt.proxies
 		app := &memAppender{}
-		s, err := New(cfg, app, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hr, _ := http.NewRequest(http.MethodPost, "http://collector"+pathEvents, strings.NewReader(`{"a":1}`))
-		hr.RemoteAddr = "127.0.0.1:5555"
+		s := newServer(t, cfg, app, Options{})
+		hr, _ := http.NewRequest(http.MethodPost, s.url+pathEvents, strings.NewReader(`{"a":1}`))
 		hr.Header.Set("Authorization", "Bearer "+keyShop)
 		for _, v := range tt.xff {
 			hr.Header.Add("X-Forwarded-For", v)
 		}
-		w := newRecorder()
-		s.Handler().ServeHTTP(w, hr)
-		if w.code != http.StatusOK {
-			t.Fatalf("got %d %s", w.code, w.body.String())
+		resp, err := s.client.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("got %d %s", resp.StatusCode, b)
 		}
 		if got, _ := header(app.records()[0], HeaderClientIP); got != tt.want {
 			t.Errorf("%d proxies, X-Forwarded-For %q: client_ip %q, want %q", tt.proxies, tt.xff, got, tt.want)
 		}
 	}
 }
-
-// recorder is a minimal http.ResponseWriter for handler-level tests.
-type recorder struct {
-	h    http.Header
-	code int
-	body bytes.Buffer
-}
-
-func newRecorder() *recorder                              { return &recorder{h: http.Header{}} }
-func (r *recorder) Header() http.Header                   { return r.h }
-func (r *recorder) WriteHeader(code int)                  { r.code = code }
-func (r *recorder) Write(b []byte) (int, error)           { return r.body.Write(b) }
-func (r *recorder) Flush()                                {}
-func (r *recorder) ReadFrom(src io.Reader) (int64, error) { return r.body.ReadFrom(src) }
 
 func TestBadInputs(t *testing.T) {
 	cfg := testConfig()
@@ -543,9 +531,10 @@ func TestOverloaded(t *testing.T) {
 	overloaded.Store(true)
 	app := &memAppender{}
 	s := newServer(t, testConfig(), app, Options{Overloaded: overloaded.Load})
-	// The answer comes without the body being sent: it is not read.
+	// The answer comes with only the start of the body sent: the body is
+	// not read.
 	conn := dial(t, s)
-	fmt.Fprintf(conn, "POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 100000\r\n\r\n", keyShop)
+	fmt.Fprintf(conn, "POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 100000\r\n\r\n[{\"a\":", keyShop)
 	resp := readResponse(t, conn)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" {
 		t.Fatalf("got %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
@@ -809,5 +798,64 @@ func TestNewChecksConfig(t *testing.T) {
 	}
 	if _, err := New(testConfig(), nil, Options{}); err == nil {
 		t.Error("New with a nil Appender succeeded")
+	}
+}
+
+func TestOversizedHeaders(t *testing.T) {
+	cfg := testConfig()
+	cfg.HTTP.MaxHeaderBytes = 2 * config.KiB
+	s := newServer(t, cfg, &memAppender{}, Options{})
+	r := s.do(t, req{body: []byte(`{}`), key: keyShop, headers: map[string]string{"X-Padding": strings.Repeat("a", 4096)}})
+	if r.code != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(r.Error, "http.max_header_bytes") {
+		t.Fatalf("got %d %s", r.code, r.body)
+	}
+	s.expectGood(t)
+}
+
+func TestSlowBodyClient(t *testing.T) {
+	cfg := testConfig()
+	cfg.HTTP.ReadTimeout = 100 * time.Millisecond
+	app := &memAppender{}
+	s := newServer(t, cfg, app, Options{})
+	conn := dial(t, s)
+	// Headers and the start of the body, then nothing.
+	fmt.Fprintf(conn, "POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 100\r\n\r\n[{\"a\":", keyShop)
+	resp := readResponse(t, conn)
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("got %d", resp.StatusCode)
+	}
+	if app.numCalls() != 0 {
+		t.Error("a request cut short was appended")
+	}
+	s.expectGood(t)
+}
+
+func TestExpectContinue(t *testing.T) {
+	app := &memAppender{}
+	s := newServer(t, testConfig(), app, Options{})
+	conn := dial(t, s)
+	body := `[{"event_id":"e1"},{"event_id":"e2"}]`
+	fmt.Fprintf(conn, "POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", keyShop, len(body))
+	br := bufio.NewReader(conn)
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("interim answer %q, %v", line, err)
+	}
+	if _, err := br.ReadString('\n'); err != nil { // the empty line after it
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, body); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(app.records()) != 2 {
+		t.Fatalf("got %d with %d records", resp.StatusCode, len(app.records()))
 	}
 }

@@ -100,7 +100,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Limits.MaxDepth = 2000 }, "limits.max_depth"},
 		{func(c *Config) { c.Limits.MaxInFlight = 0 }, "limits.max_in_flight"},
 		{func(c *Config) { c.HTTP.ReadHeaderTimeout = 0 }, "http.read_header_timeout"},
-		{func(c *Config) { c.HTTP.WriteTimeout = 5 * time.Second }, "http.write_timeout"},
+		{func(c *Config) { c.HTTP.WriteTimeout = 0 }, "http.write_timeout"},
 		{func(c *Config) { c.HTTP.MaxHeaderBytes = 10 }, "http.max_header_bytes"},
 		{func(c *Config) { c.HTTP.ListenBacklog = -1 }, "http.listen_backlog"},
 		{func(c *Config) { c.HTTP.ShutdownTimeout = 0 }, "http.shutdown_timeout"},

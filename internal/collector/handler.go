@@ -1,12 +1,14 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/valyala/fasthttp"
 	"golang.org/x/time/rate"
 
 	"github.com/weir-dev/weir/internal/log"
@@ -39,16 +42,10 @@ const (
 // receivedAtLayout is RFC 3339 with milliseconds, always in UTC ("Z").
 const receivedAtLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// Shared response header values (net/http does not modify them).
-var (
-	hdrJSON         = []string{"application/json"}
-	hdrAllow        = []string{"POST, OPTIONS"}
-	hdrAllowHeaders = []string{"Authorization, Content-Type, Content-Encoding"}
-	hdrExpose       = []string{"Retry-After"}
-	hdrVary         = []string{"Origin"}
-	hdrAnyOrigin    = []string{"*"}
-	hdrClose        = []string{"close"}
-	hdrAuth         = []string{`Bearer realm="weir"`}
+// Response header values.
+const (
+	hdrAllow        = "POST, OPTIONS"
+	hdrAllowHeaders = "Authorization, Content-Type, Content-Encoding"
 )
 
 // reqState is what one request needs, pooled: its buffers are reused so
@@ -64,84 +61,104 @@ type reqState struct {
 	resp  []byte
 }
 
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+// serve is the fasthttp handler.
+func (s *Server) serve(c *fasthttp.RequestCtx) {
 	start := time.Now()
-	code := s.handle(w, r)
+	code := s.handle(c)
 	s.m.request(code)
 	s.m.requestSeconds.Observe(time.Since(start).Seconds())
 }
 
+// serveError answers a request the HTTP server could not read: headers
+// too large (431), too slow (408), or malformed (400).
+func (s *Server) serveError(c *fasthttp.RequestCtx, err error) {
+	code, msg := http.StatusBadRequest, "malformed HTTP request"
+	var small *fasthttp.ErrSmallBuffer
+	var nerr net.Error
+	switch {
+	case errors.As(err, &small):
+		code, msg = http.StatusRequestHeaderFieldsTooLarge, "request headers larger than http.max_header_bytes"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		code, msg = http.StatusRequestEntityTooLarge, s.bodyTooLarge()
+	case errors.As(err, &nerr) && nerr.Timeout():
+		code, msg = http.StatusRequestTimeout, "timed out reading the request"
+	}
+	c.SetConnectionClose()
+	s.m.request(s.fail(c, code, msg))
+}
+
 // handle answers one request and returns the status it answered with.
-func (s *Server) handle(w http.ResponseWriter, r *http.Request) int {
+func (s *Server) handle(c *fasthttp.RequestCtx) int {
 	form := formBatch
-	switch r.URL.Path {
+	switch string(c.Path()) {
 	case pathBatch:
 	case pathEvents:
 		form = formSingle
 	default:
-		return s.refuse(w, r, http.StatusNotFound, "not found: the collector serves POST /v1/events and POST /v1/batch")
+		return s.refuse(c, http.StatusNotFound, "not found: the collector serves POST /v1/events and POST /v1/batch")
 	}
-	h := w.Header()
+	rh := &c.Request.Header
+	h := &c.Response.Header
 
-	origin := r.Header.Get("Origin")
-	if origin != "" {
-		if !s.anyOrigin && !s.origins[origin] {
-			return s.refuse(w, r, http.StatusForbidden, "origin not allowed: add it to cors.allowed_origins")
+	origin := rh.Peek("Origin")
+	if len(origin) > 0 {
+		if !s.anyOrigin && !s.origins[string(origin)] {
+			return s.refuse(c, http.StatusForbidden, "origin not allowed: add it to cors.allowed_origins")
 		}
 		if s.anyOrigin {
-			h["Access-Control-Allow-Origin"] = hdrAnyOrigin
+			h.Set("Access-Control-Allow-Origin", "*")
 		} else {
-			h["Access-Control-Allow-Origin"] = []string{origin}
-			h["Vary"] = hdrVary
+			h.SetBytesV("Access-Control-Allow-Origin", origin)
+			h.Set("Vary", "Origin")
 		}
-		h["Access-Control-Expose-Headers"] = hdrExpose
+		h.Set("Access-Control-Expose-Headers", "Retry-After")
 	}
-	switch r.Method {
-	case http.MethodPost:
-	case http.MethodOptions:
-		h["Allow"] = hdrAllow
-		if origin != "" {
-			h["Access-Control-Allow-Methods"] = hdrAllow
-			h["Access-Control-Allow-Headers"] = hdrAllowHeaders
-			h["Access-Control-Max-Age"] = s.corsMaxAge
+	switch {
+	case c.IsPost():
+	case c.IsOptions():
+		h.Set("Allow", hdrAllow)
+		if len(origin) > 0 {
+			h.Set("Access-Control-Allow-Methods", hdrAllow)
+			h.Set("Access-Control-Allow-Headers", hdrAllowHeaders)
+			h.Set("Access-Control-Max-Age", s.corsMaxAge)
 		}
-		w.WriteHeader(http.StatusNoContent)
+		c.SetStatusCode(http.StatusNoContent)
 		return http.StatusNoContent
 	default:
-		h["Allow"] = hdrAllow
-		return s.refuse(w, r, http.StatusMethodNotAllowed, "method not allowed: send events with POST")
+		h.Set("Allow", hdrAllow)
+		return s.refuse(c, http.StatusMethodNotAllowed, "method not allowed: send events with POST")
 	}
 
-	t, reason := s.authenticate(r)
+	t, reason := s.authenticate(c)
 	if t == nil {
-		h["Www-Authenticate"] = hdrAuth
-		return s.refuse(w, r, http.StatusUnauthorized, reason)
+		h.Set("WWW-Authenticate", `Bearer realm="weir"`)
+		return s.refuse(c, http.StatusUnauthorized, reason)
 	}
 	if s.overloaded != nil && s.overloaded() {
-		h["Retry-After"] = s.retryAfter
-		return s.refuse(w, r, http.StatusServiceUnavailable, "overloaded: the pipeline is behind; retry later")
+		h.Set("Retry-After", s.retryAfter)
+		return s.refuse(c, http.StatusServiceUnavailable, "overloaded: the pipeline is behind; retry later")
 	}
-	enc, ok := encodingOf(r.Header.Get("Content-Encoding"))
+	enc, ok := encodingOf(rh.Peek("Content-Encoding"))
 	if !ok {
-		return s.refuse(w, r, http.StatusUnsupportedMediaType, "unsupported Content-Encoding: send gzip, zstd or an uncompressed body")
+		return s.refuse(c, http.StatusUnsupportedMediaType, "unsupported Content-Encoding: send gzip, zstd or an uncompressed body")
 	}
-	if form, ok = formOf(r.Header.Get("Content-Type"), form); !ok {
-		return s.refuse(w, r, http.StatusUnsupportedMediaType, "unsupported Content-Type: send application/json, application/x-ndjson or text/plain")
+	if form, ok = formOf(rh.ContentType(), form); !ok {
+		return s.refuse(c, http.StatusUnsupportedMediaType, "unsupported Content-Type: send application/json, application/x-ndjson or text/plain")
 	}
-	if r.ContentLength > s.maxBody {
-		return s.refuse(w, r, http.StatusRequestEntityTooLarge, s.bodyTooLarge())
+	if int64(rh.ContentLength()) > s.maxBody {
+		return s.refuse(c, http.StatusRequestEntityTooLarge, s.bodyTooLarge())
 	}
 	now := s.now()
 	if t.limiter != nil && t.limiter.TokensAt(now) < 1 {
-		h["Retry-After"] = []string{strconv.Itoa(ceilSeconds(time.Duration((1 - t.limiter.TokensAt(now)) / float64(t.limiter.Limit()) * float64(time.Second))))}
-		return s.refuse(w, r, http.StatusTooManyRequests, "rate limit exceeded for this write key's tenant: slow down, retry after Retry-After seconds")
+		h.Set("Retry-After", strconv.Itoa(ceilSeconds(time.Duration((1-t.limiter.TokensAt(now))/float64(t.limiter.Limit())*float64(time.Second)))))
+		return s.refuse(c, http.StatusTooManyRequests, "rate limit exceeded for this write key's tenant: slow down, retry after Retry-After seconds")
 	}
 
 	select {
 	case s.sem <- struct{}{}:
 	default:
-		h["Retry-After"] = s.retryAfter
-		return s.refuse(w, r, http.StatusServiceUnavailable, "too many requests in flight (limits.max_in_flight): retry later")
+		h.Set("Retry-After", s.retryAfter)
+		return s.refuse(c, http.StatusServiceUnavailable, "too many requests in flight (limits.max_in_flight): retry later")
 	}
 	defer func() { <-s.sem }()
 	s.m.inFlight.Inc()
@@ -149,41 +166,41 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) int {
 	st := s.states.Get().(*reqState)
 	defer s.states.Put(st)
 
-	body, code, msg := s.readBody(r, st, enc)
+	body, code, msg := s.readBody(c, st, enc)
 	if code != 0 {
 		// The rest of the body, if any, is not worth reading.
-		h["Connection"] = hdrClose
-		return s.fail(w, code, msg)
+		c.SetConnectionClose()
+		return s.fail(c, code, msg)
 	}
 	d := st.dec
 	if err := d.decode(body, form); err != nil {
 		var be *bodyError
 		if errors.As(err, &be) {
-			return s.fail(w, be.status, be.msg)
+			return s.fail(c, be.status, be.msg)
 		}
-		return s.fail(w, http.StatusBadRequest, "invalid body")
+		return s.fail(c, http.StatusBadRequest, "invalid body")
 	}
 	if d.accepted == 0 {
 		s.countRejected(t, d)
-		return s.result(w, st, http.StatusBadRequest)
+		return s.result(c, st, http.StatusBadRequest)
 	}
 
 	var reserved *rate.Reservation
 	if t.limiter != nil {
 		rv := t.limiter.ReserveN(now, d.accepted)
 		if !rv.OK() {
-			h["Retry-After"] = s.retryAfter
-			return s.fail(w, http.StatusTooManyRequests, "more events than the tenant's rate_limit burst: send smaller batches")
+			h.Set("Retry-After", s.retryAfter)
+			return s.fail(c, http.StatusTooManyRequests, "more events than the tenant's rate_limit burst: send smaller batches")
 		}
 		if delay := rv.DelayFrom(now); delay > 0 {
 			rv.CancelAt(now)
-			h["Retry-After"] = []string{strconv.Itoa(ceilSeconds(delay))}
-			return s.fail(w, http.StatusTooManyRequests, "rate limit exceeded for this write key's tenant: slow down, retry after Retry-After seconds")
+			h.Set("Retry-After", strconv.Itoa(ceilSeconds(delay)))
+			return s.fail(c, http.StatusTooManyRequests, "rate limit exceeded for this write key's tenant: slow down, retry after Retry-After seconds")
 		}
 		reserved = rv
 	}
 
-	recs := s.records(st, r, t, body, now)
+	recs := s.records(st, c, t, body, now)
 	// The append is bounded by append_timeout, not by the client: once
 	// started it finishes even if the client goes away.
 	appendStart := time.Now()
@@ -193,11 +210,11 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) int {
 		if reserved != nil {
 			reserved.CancelAt(now) // the events were not taken: give the tokens back
 		}
-		return s.appendFailed(w, err)
+		return s.appendFailed(c, err)
 	}
 	t.m.accepted.Add(float64(d.accepted))
 	s.countRejected(t, d)
-	return s.result(w, st, http.StatusOK)
+	return s.result(c, st, http.StatusOK)
 }
 
 func (s *Server) countRejected(t *tenant, d *decoder) {
@@ -216,7 +233,7 @@ func (s *Server) bodyTooLarge() string {
 }
 
 // appendFailed answers a request whose Append failed.
-func (s *Server) appendFailed(w http.ResponseWriter, err error) int {
+func (s *Server) appendFailed(c *fasthttp.RequestCtx, err error) int {
 	code, msg := http.StatusServiceUnavailable, ""
 	switch {
 	case errors.Is(err, log.ErrFull):
@@ -238,17 +255,17 @@ func (s *Server) appendFailed(w http.ResponseWriter, err error) int {
 		}
 	}
 	if code == http.StatusServiceUnavailable {
-		w.Header()["Retry-After"] = s.retryAfter
+		c.Response.Header.Set("Retry-After", s.retryAfter)
 	}
-	return s.fail(w, code, msg)
+	return s.fail(c, code, msg)
 }
 
 // authenticate finds the tenant of the request's write key. It returns nil
 // and the reason when there is none.
-func (s *Server) authenticate(r *http.Request) (*tenant, string) {
-	key, ok := writeKey(r.Header.Get("Authorization"))
+func (s *Server) authenticate(c *fasthttp.RequestCtx) (*tenant, string) {
+	key, ok := writeKey(string(c.Request.Header.Peek("Authorization")))
 	if !ok && s.cfg.QueryKeyParam != "" {
-		key = r.URL.Query().Get(s.cfg.QueryKeyParam)
+		key = string(c.QueryArgs().Peek(s.cfg.QueryKeyParam))
 		ok = key != ""
 	}
 	if !ok {
@@ -292,14 +309,14 @@ const (
 	encZstd
 )
 
-func encodingOf(h string) (encoding, bool) {
-	h = strings.TrimSpace(h)
+func encodingOf(v []byte) (encoding, bool) {
+	v = bytes.TrimSpace(v)
 	switch {
-	case h == "" || strings.EqualFold(h, "identity"):
+	case len(v) == 0 || bytes.EqualFold(v, []byte("identity")):
 		return encIdentity, true
-	case strings.EqualFold(h, "gzip") || strings.EqualFold(h, "x-gzip"):
+	case bytes.EqualFold(v, []byte("gzip")) || bytes.EqualFold(v, []byte("x-gzip")):
 		return encGzip, true
-	case strings.EqualFold(h, "zstd"):
+	case bytes.EqualFold(v, []byte("zstd")):
 		return encZstd, true
 	}
 	return 0, false
@@ -307,23 +324,23 @@ func encodingOf(h string) (encoding, bool) {
 
 // formOf checks the Content-Type and refines the path's form: NDJSON
 // media types frame a batch by lines.
-func formOf(h string, form bodyForm) (bodyForm, bool) {
-	mt, _, _ := strings.Cut(h, ";")
-	mt = strings.TrimSpace(mt)
+func formOf(v []byte, form bodyForm) (bodyForm, bool) {
+	mt, _, _ := bytes.Cut(v, []byte(";"))
+	mt = bytes.TrimSpace(mt)
 	for _, t := range [...]string{"", "application/json", "text/plain"} {
-		if strings.EqualFold(mt, t) {
+		if bytes.EqualFold(mt, []byte(t)) {
 			return form, true
 		}
 	}
 	for _, t := range [...]string{"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines"} {
-		if strings.EqualFold(mt, t) {
+		if bytes.EqualFold(mt, []byte(t)) {
 			if form == formBatch {
 				return formNDJSON, true
 			}
 			return form, true
 		}
 	}
-	if len(mt) > 5 && strings.EqualFold(mt[len(mt)-5:], "+json") {
+	if len(mt) > 5 && bytes.EqualFold(mt[len(mt)-5:], []byte("+json")) {
 		return form, true
 	}
 	return form, false
@@ -331,7 +348,7 @@ func formOf(h string, form bodyForm) (bodyForm, bool) {
 
 // records builds the log records of the accepted events in st.dec. They
 // reference body and st's buffers.
-func (s *Server) records(st *reqState, r *http.Request, t *tenant, body []byte, now time.Time) []log.Record {
+func (s *Server) records(st *reqState, c *fasthttp.RequestCtx, t *tenant, body []byte, now time.Time) []log.Record {
 	d := st.dec
 	need, generated := len(receivedAtLayout)+8+64, 0
 	for i := range d.events {
@@ -354,7 +371,7 @@ func (s *Server) records(st *reqState, r *http.Request, t *tenant, body []byte, 
 
 	var clientIP []byte
 	if s.cfg.ClientIP != ClientIPOff {
-		if ip := s.clientIP(r); ip.IsValid() {
+		if ip := s.clientIP(c); ip.IsValid() {
 			n := len(a)
 			a = ip.AppendTo(a)
 			clientIP = a[n:len(a):len(a)]
@@ -362,8 +379,8 @@ func (s *Server) records(st *reqState, r *http.Request, t *tenant, body []byte, 
 	}
 	var ua *userAgent
 	if s.ua != nil {
-		if h := r.UserAgent(); h != "" {
-			v := s.ua.parse(h)
+		if h := c.Request.Header.UserAgent(); len(h) > 0 {
+			v := s.ua.parse(string(h))
 			ua = &v
 		}
 	}
@@ -432,13 +449,12 @@ func (s *Server) records(st *reqState, r *http.Request, t *tenant, body []byte, 
 
 // clientIP returns the client address per cfg.ClientIP; the zero Addr if
 // it cannot be told.
-func (s *Server) clientIP(r *http.Request) netip.Addr {
+func (s *Server) clientIP(c *fasthttp.RequestCtx) netip.Addr {
 	remote := func() netip.Addr {
-		ap, err := netip.ParseAddrPort(r.RemoteAddr)
-		if err != nil {
-			return netip.Addr{}
+		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			return a.AddrPort().Addr().Unmap()
 		}
-		return ap.Addr().Unmap()
+		return netip.Addr{}
 	}
 	if s.cfg.ClientIP == ClientIPRemoteAddr {
 		return remote()
@@ -448,8 +464,8 @@ func (s *Server) clientIP(r *http.Request) netip.Addr {
 	// right; entries further left were sent by the client and can be
 	// forged.
 	var entries []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		for e := range strings.SplitSeq(v, ",") {
+	for _, v := range c.Request.Header.PeekAll("X-Forwarded-For") {
+		for e := range strings.SplitSeq(string(v), ",") {
 			if e = strings.TrimSpace(e); e != "" {
 				entries = append(entries, e)
 			}
@@ -484,7 +500,7 @@ func appendUUID(dst []byte, b []byte) []byte {
 }
 
 // result answers with the per-event outcome of st.dec.
-func (s *Server) result(w http.ResponseWriter, st *reqState, code int) int {
+func (s *Server) result(c *fasthttp.RequestCtx, st *reqState, code int) int {
 	d := st.dec
 	b := append(st.resp[:0], `{"accepted":`...)
 	b = strconv.AppendInt(b, int64(d.accepted), 10)
@@ -509,33 +525,34 @@ func (s *Server) result(w http.ResponseWriter, st *reqState, code int) int {
 	}
 	b = append(b, "]}\n"...)
 	st.resp = b
-	h := w.Header()
-	h["Content-Type"] = hdrJSON
-	w.WriteHeader(code)
-	_, _ = w.Write(b)
-	return code
+	return s.answer(c, code, b)
 }
 
 // refuse answers a request whose body has not been read. Unless it has no
-// body, the connection is closed after the answer: otherwise net/http would
-// read and discard the body first, which is the work refusing avoids (and
-// would keep an overloaded server waiting for slow clients).
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, msg string) int {
-	if r.ContentLength != 0 {
-		w.Header()["Connection"] = hdrClose
+// body, the connection is closed after the answer: otherwise the rest of
+// the body would be read and discarded first, which is the work refusing
+// avoids (and would keep an overloaded server waiting for slow clients).
+func (s *Server) refuse(c *fasthttp.RequestCtx, code int, msg string) int {
+	if c.Request.Header.ContentLength() != 0 {
+		c.SetConnectionClose()
 	}
-	return s.fail(w, code, msg)
+	return s.fail(c, code, msg)
 }
 
 // fail answers with {"error": msg}.
-func (s *Server) fail(w http.ResponseWriter, code int, msg string) int {
+func (s *Server) fail(c *fasthttp.RequestCtx, code int, msg string) int {
 	b := make([]byte, 0, len(msg)+16)
 	b = append(b, `{"error":`...)
 	b = appendJSONString(b, msg)
 	b = append(b, "}\n"...)
-	w.Header()["Content-Type"] = hdrJSON
-	w.WriteHeader(code)
-	_, _ = w.Write(b)
+	return s.answer(c, code, b)
+}
+
+// answer sets a JSON response (body is copied).
+func (s *Server) answer(c *fasthttp.RequestCtx, code int, body []byte) int {
+	c.Response.Header.SetContentType("application/json")
+	c.SetStatusCode(code)
+	c.SetBody(body)
 	return code
 }
 

@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 		for {
 			buf := make([]byte, 1<<20)
 			stacks := buf[:runtime.Stack(buf, true)]
-			if !bytes.Contains(stacks, []byte("collector.(*Server).Serve")) && !bytes.Contains(stacks, []byte("net/http.(*conn).serve")) {
+			if !bytes.Contains(stacks, []byte("collector.(*Server).Serve")) && !bytes.Contains(stacks, []byte("fasthttp.(*Server).serveConn")) {
 				break
 			}
 			if time.Now().After(deadline) {

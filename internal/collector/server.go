@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 	"golang.org/x/time/rate"
 
 	"github.com/weir-dev/weir/internal/log"
@@ -73,14 +73,13 @@ type Server struct {
 	tenants    map[[sha256.Size]byte]*tenant
 	sem        chan struct{} // a slot per request in flight
 	states     sync.Pool     // *reqState
-	handler    http.Handler
 	warn       throttle
 	deadlines  sharedDeadline
 
 	origins     map[string]bool
 	anyOrigin   bool
-	retryAfter  []string // Retry-After value for 503
-	corsMaxAge  []string
+	retryAfter  string // Retry-After value for 503
+	corsMaxAge  string
 	idFields    []string
 	maxBody     int64
 	maxDecoded  int
@@ -112,8 +111,8 @@ func New(cfg Config, app Appender, opts Options) (*Server, error) {
 		tenants:    map[[sha256.Size]byte]*tenant{},
 		sem:        make(chan struct{}, cfg.Limits.MaxInFlight),
 		origins:    map[string]bool{},
-		retryAfter: []string{strconv.Itoa(ceilSeconds(cfg.RetryAfter))},
-		corsMaxAge: []string{strconv.Itoa(int(cfg.CORS.MaxAge / time.Second))},
+		retryAfter: strconv.Itoa(ceilSeconds(cfg.RetryAfter)),
+		corsMaxAge: strconv.Itoa(int(cfg.CORS.MaxAge / time.Second)),
 		idFields:   append([]string(nil), cfg.EventIDFields...),
 		maxBody:    int64(cfg.Limits.MaxBodyBytes),
 		maxDecoded: int(cfg.Limits.MaxDecompressedBytes),
@@ -156,13 +155,8 @@ func New(cfg Config, app Appender, opts Options) (*Server, error) {
 		}
 	}
 	s.states.New = func() any { return &reqState{dec: newDecoder(cfg.Limits, s.idFields)} }
-	s.handler = http.HandlerFunc(s.serveHTTP)
 	return s, nil
 }
-
-// Handler returns the collector's HTTP handler, for serving it from another
-// server. Serve uses the same handler.
-func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve listens on cfg.Address and serves until ctx ends, then shuts down
 // gracefully: it stops accepting connections, lets in-flight requests
@@ -186,38 +180,68 @@ func (s *Server) Serve(ctx context.Context) error {
 	if s.cfg.HTTP.ListenBacklog > 0 && !backlogApplied {
 		s.log.Info("collector: http.listen_backlog is applied on Linux only; using the system default")
 	}
-	h := s.cfg.HTTP
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: h.ReadHeaderTimeout,
-		ReadTimeout:       h.ReadTimeout,
-		WriteTimeout:      h.WriteTimeout,
-		IdleTimeout:       h.IdleTimeout,
-		MaxHeaderBytes:    int(h.MaxHeaderBytes),
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		// Requests must finish when ctx ends: their appends run to the end.
-		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := s.httpServer()
 	s.log.Info("collector: listening", "address", ln.Addr().String())
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(lingerListener{ln}) }()
 	select {
 	case err := <-served:
-		_ = srv.Close()
 		return fmt.Errorf("collector: serve: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), h.ShutdownTimeout)
+	// Shutdown closes the listener and idle connections and waits for the
+	// requests in flight; their appends run to the end (they do not depend
+	// on ctx).
+	timeout := s.cfg.HTTP.ShutdownTimeout
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err = srv.Shutdown(sctx)
+	err = srv.ShutdownWithContext(sctx)
+	<-served
 	if err != nil {
-		_ = srv.Close()
-	}
-	<-served // returns http.ErrServerClosed once Shutdown has begun
-	if err != nil {
-		return fmt.Errorf("collector: shutdown: %w: requests still in flight after http.shutdown_timeout (%v) were cut off", err, h.ShutdownTimeout)
+		return fmt.Errorf("collector: shutdown: %w: requests still in flight after http.shutdown_timeout (%v) were cut off", err, timeout)
 	}
 	return nil
+}
+
+// httpServer is the HTTP/1.1 server of the collector. It is fasthttp's,
+// not net/http's: for one small event per request, net/http's per-request
+// costs (a Request and header maps, a background read per request, three
+// deadline updates) took about half of weir's CPU (docs/architecture.md).
+//
+// Request bodies are streamed: the server reads one byte of a body before
+// the handler runs (MaxRequestBodySize 1 makes every body a stream), the
+// rest is read by the handler only once the request is authenticated,
+// admitted and holds one of the max_in_flight slots. So a refused request's
+// body is not read, and memory for bodies stays bounded by max_in_flight
+// whatever the number of connections.
+func (s *Server) httpServer() *fasthttp.Server {
+	h := s.cfg.HTTP
+	return &fasthttp.Server{
+		Handler:      s.serve,
+		ErrorHandler: s.serveError,
+		Name:         "weir",
+		// The deadline for the request line and headers; once they are in,
+		// HeaderReceived gives the body read_timeout.
+		ReadTimeout: h.ReadHeaderTimeout,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: h.ReadTimeout, WriteTimeout: h.WriteTimeout, MaxRequestBodySize: 1}
+		},
+		WriteTimeout:                 h.WriteTimeout,
+		IdleTimeout:                  h.IdleTimeout,
+		ReadBufferSize:               int(h.MaxHeaderBytes),
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{s.log},
+	}
+}
+
+// fasthttpLogger sends fasthttp's messages to slog as warnings.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn("collector: " + fmt.Sprintf(format, args...))
 }
 
 // Ready is closed once Serve has bound its listener (Addr is then set), or
