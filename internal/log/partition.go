@@ -249,12 +249,18 @@ func (p *Partition) Append(ctx context.Context, recs []Record) (int64, error) {
 	if err := p.failure(); err != nil {
 		return 0, err
 	}
-	batch, maxTS := encodeBatch(make([]byte, 0, encodedSizeBound(recs)), recs, p.opts.Now().UnixMilli())
+	r := appendReqs.Get().(*appendReq)
+	bound := encodedSizeBound(recs)
+	if cap(r.batch) < bound {
+		r.batch = make([]byte, 0, bound)
+	}
+	batch, maxTS := encodeBatch(r.batch[:0], recs, p.opts.Now().UnixMilli())
 	if len(batch) > p.opts.MaxAppendBytes {
+		r.release()
 		return 0, fmt.Errorf("%w: %d records encode to %d bytes, limit %d (Options.MaxAppendBytes)",
 			ErrTooLarge, len(recs), len(batch), p.opts.MaxAppendBytes)
 	}
-	r := &appendReq{batch: batch, count: int64(len(recs)), maxTS: maxTS, done: make(chan error, 1)}
+	r.batch, r.count, r.maxTS = batch, int64(len(recs)), maxTS
 	p.closeMu.RLock()
 	if p.closed {
 		p.closeMu.RUnlock()
@@ -265,17 +271,36 @@ func (p *Partition) Append(ctx context.Context, recs []Record) (int64, error) {
 		p.closeMu.RUnlock()
 	case <-ctx.Done():
 		p.closeMu.RUnlock()
+		r.release()
 		return 0, fmt.Errorf("log: append not queued: %w", ctx.Err())
 	}
 	select {
 	case err := <-r.done:
+		base := r.base
+		r.release() // the committer is done with it
 		if err != nil {
 			return 0, err
 		}
-		return r.base, nil
+		return base, nil
 	case <-ctx.Done():
+		// The committer may still write r: it is not reused.
 		return 0, fmt.Errorf("log: append not acknowledged: %w", ctx.Err())
 	}
+}
+
+// appendReqs pools append requests and their batch buffers.
+var appendReqs = sync.Pool{New: func() any { return &appendReq{done: make(chan error, 1)} }}
+
+// maxPooledBatch is the largest batch buffer kept for reuse.
+const maxPooledBatch = 256 << 10
+
+// release returns r to the pool; its done channel must be empty.
+func (r *appendReq) release() {
+	if cap(r.batch) > maxPooledBatch {
+		r.batch = nil
+	}
+	r.batch, r.count, r.maxTS, r.base = r.batch[:0], 0, 0, 0
+	appendReqs.Put(r)
 }
 
 // failure returns the error that failed the partition, or nil.

@@ -68,6 +68,10 @@ func (p *Partition) ReadFrom(offset int64, maxBytes int) ([]Record, int64, error
 	return out, next, err
 }
 
+// readAhead is how many bytes past the byte budget a read takes at once:
+// room for the batch that crosses the budget.
+const readAhead = 64 << 10
+
 // readViews reads records from offset on out of vs, as ReadFrom describes.
 // On error, expect is the offset of the batch that failed.
 func readViews(vs []segmentView, offset int64, maxBytes int) (out []Record, next, expect int64, err error) {
@@ -78,20 +82,26 @@ func readViews(vs []segmentView, offset int64, maxBytes int) (out []Record, next
 		if vi == 0 {
 			pos, expect = v.locate(offset)
 		}
+		var c chunk
 		for pos < v.size {
-			h, buf, err := v.readBatch(pos, expect)
+			h, buf, err := v.readBatch(&c, pos, expect, maxBytes-total+readAhead)
 			if err != nil {
 				return out, offset, expect, err
 			}
 			if h.next() > offset {
-				// Decode straight into out (readBatchAt verified the CRC),
+				// Decode straight into out (readBatch verified the CRC),
 				// then drop what is below offset and what is over maxBytes.
 				start := len(out)
 				if out == nil {
-					// Size out once from the first batch: growing a slice of
-					// records copies them under write barriers.
-					perBatch := max(maxBytes/max(len(buf), 1), 1) + 1
-					out = make([]Record, 0, min(int(h.count)*perBatch, 1<<16))
+					// Size out once, from the first batch and the bytes
+					// there are to read: growing a slice of records copies
+					// them under write barriers.
+					avail := v.size - pos
+					for _, w := range vs[vi+1:] {
+						avail += w.size
+					}
+					batches := min(avail, int64(maxBytes)+readAhead)/int64(max(len(buf), 1)) + 1
+					out = make([]Record, 0, min(int64(h.count)*batches, 1<<16))
 				}
 				var err error
 				out, _, err = decodeBatchCRC(buf, out, false)
@@ -126,19 +136,70 @@ func readViews(vs []segmentView, offset int64, maxBytes int) (out []Record, next
 	return out, offset, expect, nil
 }
 
-// readBatch reads the batch at pos, which must start at offset expect.
-func (v *segmentView) readBatch(pos, expect int64) (batchHeader, []byte, error) {
-	h, buf, err := readBatchAt(v.s.f, pos, v.size, nil)
-	if err != nil {
-		if errors.Is(err, errBadBatch) {
-			return h, nil, v.corruption(pos, expect, err)
+// chunk is bytes of a segment read ahead with one pread, from pos. The
+// batches a read decodes are slices of it, so reading many small batches
+// takes one system call and one allocation, not two calls and an
+// allocation per batch. Records keep the chunk alive: a new read makes a
+// new chunk.
+type chunk struct {
+	pos int64
+	b   []byte
+}
+
+// readBatch returns the CRC-checked batch at pos, which must start at
+// offset expect: from c when c holds it, else from a new read of at least
+// ahead bytes (or the whole batch, or what the segment has left).
+func (v *segmentView) readBatch(c *chunk, pos, expect int64, ahead int) (batchHeader, []byte, error) {
+	for {
+		h, buf, need, err := v.sliceBatch(c, pos)
+		if err != nil {
+			if errors.Is(err, errBadBatch) {
+				return h, nil, v.corruption(pos, expect, err)
+			}
+			return h, nil, err
 		}
-		return h, nil, fmt.Errorf("read segment %q at %d: %w", v.s.path, pos, err)
+		if buf != nil {
+			if h.base != expect {
+				return h, nil, offsetMismatch(v.s, pos, h, expect)
+			}
+			return h, buf, nil
+		}
+		// sliceBatch checked that the segment holds need bytes from pos.
+		n := min(v.size-pos, max(int64(ahead), need))
+		c.pos, c.b = pos, make([]byte, n)
+		if _, err := v.s.f.ReadAt(c.b, pos); err != nil {
+			c.b = nil
+			return h, nil, fmt.Errorf("read segment %q at %d: %w", v.s.path, pos, err)
+		}
 	}
-	if h.base != expect {
-		return h, nil, offsetMismatch(v.s, pos, h, expect)
+}
+
+// sliceBatch returns the batch at pos out of c, CRC-checked. When c does
+// not hold all of it, buf is nil and need is how many bytes from pos a read
+// must take to hold it (or its header, when that is not held either).
+func (v *segmentView) sliceBatch(c *chunk, pos int64) (h batchHeader, buf []byte, need int64, err error) {
+	if v.size-pos < headerSize {
+		return h, nil, 0, fmt.Errorf("%w: incomplete header (%d bytes)", errBadBatch, v.size-pos)
 	}
-	return h, buf, nil
+	off := pos - c.pos
+	if c.b == nil || off < 0 || off+headerSize > int64(len(c.b)) {
+		return h, nil, headerSize, nil
+	}
+	if h, err = parseHeader(c.b[off : off+headerSize]); err != nil {
+		return h, nil, 0, err
+	}
+	if pos+h.size() > v.size {
+		return h, nil, 0, fmt.Errorf("%w: incomplete batch (%d of %d bytes)", errBadBatch, v.size-pos, h.size())
+	}
+	end := off + h.size()
+	if end > int64(len(c.b)) {
+		return h, nil, h.size(), nil
+	}
+	buf = c.b[off:end:end]
+	if sum := checksum(buf); sum != h.crc {
+		return h, nil, 0, fmt.Errorf("%w: crc %#08x, header says %#08x", errBadBatch, sum, h.crc)
+	}
+	return h, buf, 0, nil
 }
 
 // corruption describes damage found at pos by a reader: it extends to the
@@ -193,8 +254,9 @@ func (p *Partition) OffsetForTime(t time.Time) (int64, error) {
 		i := sort.Search(len(v.index), func(i int) bool { return v.index[i].maxTSBefore >= ms })
 		e := v.index[max(i-1, 0)]
 		pos, expect := v.locate(v.s.base + int64(e.rel))
+		var c chunk
 		for pos < v.size {
-			h, buf, err := v.readBatch(pos, expect)
+			h, buf, err := v.readBatch(&c, pos, expect, readAhead)
 			if err != nil {
 				return 0, p.deletedUnder(err, expect)
 			}
