@@ -113,6 +113,7 @@ func logFor(n int) uint {
 
 func (t *table) alloc(log uint) {
 	t.groups = make([]group, 1<<log)
+	adviseHugePages(t.groups)
 	t.shift, t.mask = 64-log, 1<<log-1
 	t.limit = int(maxLoad * float64(len(t.groups)*lanes))
 	t.sweep, t.sweepDue = 0, 0

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package dedup
+
+// adviseHugePages does nothing outside Linux.
+func adviseHugePages([]group) {}
