@@ -859,3 +859,20 @@ func TestExpectContinue(t *testing.T) {
 		t.Fatalf("got %d with %d records", resp.StatusCode, len(app.records()))
 	}
 }
+
+func TestPanicAnswers500(t *testing.T) {
+	var boom atomic.Bool
+	boom.Store(true)
+	app := &memAppender{hook: func(context.Context, []log.Record) error {
+		if boom.Load() {
+			panic("boom")
+		}
+		return nil
+	}}
+	s := newServer(t, testConfig(), app, Options{})
+	if r := s.post(t, pathEvents, `{"a":1}`); r.code != http.StatusInternalServerError || !strings.Contains(r.Error, "not stored") {
+		t.Fatalf("a panicking append: %d %s", r.code, r.body)
+	}
+	boom.Store(false)
+	s.expectGood(t)
+}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -62,11 +63,24 @@ type reqState struct {
 }
 
 // serve is the fasthttp handler.
+//
+// A panic while serving a request (a bug) is answered 500 and logged with
+// its stack, and the connection is closed; the server goes on, as net/http
+// would (fasthttp alone would let it end the process).
 func (s *Server) serve(c *fasthttp.RequestCtx) {
 	start := time.Now()
-	code := s.handle(c)
-	s.m.request(code)
-	s.m.requestSeconds.Observe(time.Since(start).Seconds())
+	code := http.StatusInternalServerError
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("collector: panic while serving a request; answered 500", "panic", v, "stack", string(debug.Stack()))
+			c.Response.Reset()
+			c.SetConnectionClose()
+			code = s.fail(c, http.StatusInternalServerError, "internal error: the events were not stored; retry later")
+		}
+		s.m.request(code)
+		s.m.requestSeconds.Observe(time.Since(start).Seconds())
+	}()
+	code = s.handle(c)
 }
 
 // serveError answers a request the HTTP server could not read: headers
