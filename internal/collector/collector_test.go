@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -875,4 +876,46 @@ func TestPanicAnswers500(t *testing.T) {
 	}
 	boom.Store(false)
 	s.expectGood(t)
+}
+
+// TestShutdownTimeoutCutsOff checks that a request still in flight at
+// http.shutdown_timeout has its connection closed and Serve says so, and
+// that nothing keeps serving afterwards.
+func TestShutdownTimeoutCutsOff(t *testing.T) {
+	cfg := testConfig()
+	cfg.HTTP.ShutdownTimeout = 100 * time.Millisecond
+	entered, release := make(chan struct{}), make(chan struct{})
+	app := &memAppender{hook: func(context.Context, []log.Record) error {
+		close(entered)
+		<-release
+		return nil
+	}}
+	s, err := New(cfg, app, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	<-s.Ready()
+	conn, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 7\r\n\r\n{\"a\":1}", keyShop)
+	<-entered
+	cancel()
+	err = <-served
+	if err == nil || !strings.Contains(err.Error(), "shutdown_timeout") {
+		t.Fatalf("Serve = %v, want a shutdown_timeout error", err)
+	}
+	// The connection was closed under the request.
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(conn); err != nil || len(b) != 0 {
+		t.Fatalf("read %q, %v after the cut: want the connection closed without an answer", b, err)
+	}
+	close(release) // the handler ends; TestMain checks that it does not keep serving
 }

@@ -3,6 +3,7 @@ package collector
 import (
 	"io"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -17,25 +18,63 @@ const lingerTimeout = 500 * time.Millisecond
 // a body it was refused (413, 401, 503) would see "connection reset"
 // instead of the answer, and retry. net/http does the same (nginx calls it
 // lingering_close).
-type lingerListener struct{ net.Listener }
+//
+// It also keeps the set of open connections, so that a shutdown that runs
+// out of time can cut them off (closeAll).
+type lingerListener struct {
+	net.Listener
 
-func (l lingerListener) Accept() (net.Conn, error) {
+	mu    sync.Mutex
+	conns map[*lingerConn]struct{}
+}
+
+func newLingerListener(ln net.Listener) *lingerListener {
+	return &lingerListener{Listener: ln, conns: map[*lingerConn]struct{}{}}
+}
+
+func (l *lingerListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		return &lingerConn{TCPConn: tc}, nil
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c, nil
 	}
-	return c, nil
+	lc := &lingerConn{TCPConn: tc, l: l}
+	l.mu.Lock()
+	l.conns[lc] = struct{}{}
+	l.mu.Unlock()
+	return lc, nil
 }
 
-type lingerConn struct{ *net.TCPConn }
+// closeAll closes every open connection at once, without lingering.
+func (l *lingerListener) closeAll() {
+	l.mu.Lock()
+	conns := l.conns
+	l.conns = map[*lingerConn]struct{}{}
+	l.mu.Unlock()
+	for c := range conns {
+		_ = c.TCPConn.Close()
+	}
+}
+
+func (l *lingerListener) forget(c *lingerConn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+}
+
+type lingerConn struct {
+	*net.TCPConn
+	l *lingerListener
+}
 
 // Close shuts down writing at once (the client sees the end of the
 // response) and closes the socket after the client has closed its side or
 // lingerTimeout has passed, in a goroutine of its own.
 func (c *lingerConn) Close() error {
+	c.l.forget(c)
 	if err := c.CloseWrite(); err != nil {
 		return c.TCPConn.Close()
 	}

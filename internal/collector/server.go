@@ -182,8 +182,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	srv := s.httpServer()
 	s.log.Info("collector: listening", "address", ln.Addr().String())
+	ll := newLingerListener(ln)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lingerListener{ln}) }()
+	go func() { served <- srv.Serve(ll) }()
 	select {
 	case err := <-served:
 		return fmt.Errorf("collector: serve: %w", err)
@@ -198,6 +199,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	err = srv.ShutdownWithContext(sctx)
 	<-served
 	if err != nil {
+		ll.closeAll()
 		return fmt.Errorf("collector: shutdown: %w: requests still in flight after http.shutdown_timeout (%v) were cut off", err, timeout)
 	}
 	return nil
