@@ -919,3 +919,28 @@ func TestShutdownTimeoutCutsOff(t *testing.T) {
 	}
 	close(release) // the handler ends; TestMain checks that it does not keep serving
 }
+
+// TestShutdownRightAfterStart stops collectors right after they bind: Serve
+// must return every time (a shutdown racing the server's start once left it
+// accepting for ever).
+func TestShutdownRightAfterStart(t *testing.T) {
+	for i := range 200 {
+		s, err := New(testConfig(), &memAppender{}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(ctx) }()
+		<-s.Ready()
+		cancel()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Fatalf("round %d: Serve = %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Serve did not return after its context ended", i)
+		}
+	}
+}

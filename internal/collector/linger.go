@@ -24,15 +24,21 @@ const lingerTimeout = 500 * time.Millisecond
 type lingerListener struct {
 	net.Listener
 
+	// accepting is closed at the first Accept: the server has registered
+	// the listener by then, so its shutdown will close it.
+	accepting chan struct{}
+	once      sync.Once
+
 	mu    sync.Mutex
 	conns map[*lingerConn]struct{}
 }
 
 func newLingerListener(ln net.Listener) *lingerListener {
-	return &lingerListener{Listener: ln, conns: map[*lingerConn]struct{}{}}
+	return &lingerListener{Listener: ln, accepting: make(chan struct{}), conns: map[*lingerConn]struct{}{}}
 }
 
 func (l *lingerListener) Accept() (net.Conn, error) {
+	l.once.Do(func() { close(l.accepting) })
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err

@@ -190,6 +190,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("collector: serve: %w", err)
 	case <-ctx.Done():
 	}
+	// fasthttp's Shutdown only closes listeners that Serve has registered,
+	// which it does before its first Accept: wait for that, or a shutdown
+	// right after the start would leave Serve accepting for ever.
+	select {
+	case <-ll.accepting:
+	case err := <-served:
+		return fmt.Errorf("collector: serve: %w", err)
+	}
 	// Shutdown closes the listener and idle connections and waits for the
 	// requests in flight; their appends run to the end (they do not depend
 	// on ctx).
