@@ -58,15 +58,26 @@ func benchAppend(b *testing.B, d Durability, perAppend, writers int) {
 // BenchmarkReadFrom reads 1 MiB at a time from a partition of 200-byte
 // records with three headers each (as the collector writes them), appended
 // 100 per batch. It reports records per second.
+// BenchmarkReadFrom reads back 100 writes of 100 records (about 3 MiB):
+// from the file (tail off), and from the writes the committer kept.
 func BenchmarkReadFrom(b *testing.B) {
-	p := mustOpen(b, b.TempDir(), Options{Durability: DurabilityNone})
+	for _, c := range []struct {
+		name string
+		tail int
+	}{{"file", -1}, {"tail", 0}} {
+		b.Run(c.name, func(b *testing.B) { benchmarkReadFrom(b, c.tail) })
+	}
+}
+
+func benchmarkReadFrom(b *testing.B, tail int) {
+	p := mustOpen(b, b.TempDir(), Options{Durability: DurabilityNone, TailBytes: tail})
 	defer p.Close()
 	recs := make([]Record, 100)
 	for i := range recs {
 		recs[i] = Record{Key: []byte(fmt.Sprintf("id-%06d", i)), Value: make([]byte, 200),
 			Headers: []Header{{Key: "tenant", Value: []byte("acme")}, {Key: "received_at", Value: []byte("2026-01-01T00:00:00.000Z")}, {Key: "event_id", Value: []byte(fmt.Sprintf("id-%06d", i))}}}
 	}
-	for range 200 {
+	for range 100 {
 		if _, err := p.Append(context.Background(), recs); err != nil {
 			b.Fatal(err)
 		}

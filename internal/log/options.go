@@ -51,6 +51,13 @@ type Options struct {
 	MaxWriteBytes int
 	// QueueDepth bounds the appends waiting for the committer. Default 1024.
 	QueueDepth int
+	// TailBytes is how many of the most recently committed bytes of the
+	// active segment are kept in memory for readers of this Partition: a
+	// reader within that distance of the end gets them without a read from
+	// the file and without a CRC check (they are the bytes the committer
+	// wrote, not bytes that came back from the disk). Default 4 MiB;
+	// negative keeps none.
+	TailBytes int
 	// MaxBytes caps the partition's total segment bytes: an Append that
 	// would pass it, when no segment can be deleted, fails with ErrFull.
 	// Zero means no cap. When set, at least 2×SegmentBytes.
@@ -94,6 +101,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.QueueDepth == 0 {
 		o.QueueDepth = 1024
+	}
+	if o.TailBytes == 0 {
+		o.TailBytes = 4 << 20
 	}
 	if o.Now == nil {
 		o.Now = time.Now

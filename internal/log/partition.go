@@ -74,6 +74,12 @@ type Partition struct {
 	segments    []*segment
 	hw          int64
 	filesClosed bool
+	// tail holds the most recently committed writes to the active segment
+	// (Options.TailBytes), oldest first, for readers. The committer only
+	// appends to it or slices its front off, so a reader's copy of the
+	// slice header stays valid without a lock.
+	tail     []tailChunk
+	tailHeld int // bytes in tail
 
 	// readersMu guards readers and writes of the readers file.
 	readersMu sync.Mutex
@@ -399,7 +405,12 @@ func (p *Partition) commit(group []*appendReq, total int) {
 		}
 	}
 
+	// With a tail the written bytes are handed to readers, so each write
+	// gets a new buffer; without one the buffer is reused.
 	buf := p.wbuf[:0]
+	if p.opts.TailBytes > 0 {
+		buf = make([]byte, 0, total)
+	}
 	nidx := p.nidx[:0]
 	next, pos, maxTS, lastIndexed := s.next, s.size, s.maxTS, s.lastIndexed
 	writeBase := next
@@ -415,9 +426,10 @@ func (p *Partition) commit(group []*appendReq, total int) {
 		pos += int64(len(r.batch))
 		maxTS = max(maxTS, r.maxTS)
 	}
-	if cap(buf) <= 2*p.opts.MaxWriteBytes {
+	if p.opts.TailBytes <= 0 && cap(buf) <= 2*p.opts.MaxWriteBytes {
 		p.wbuf = buf
 	}
+	writePos := s.size
 	p.nidx = nidx
 
 	if _, err := s.f.WriteAt(buf, s.size); err != nil {
@@ -449,11 +461,42 @@ func (p *Partition) commit(group []*appendReq, total int) {
 	s.size, s.next, s.maxTS, s.lastIndexed = pos, next, maxTS, lastIndexed
 	s.index = append(s.index, nidx...)
 	p.hw = next
+	p.keepTail(s, writePos, writeBase, buf)
 	p.mu.Unlock()
 
 	p.appends.Add(uint64(len(group)))
 	p.records.Add(uint64(count))
 	reply(group, nil)
+}
+
+// tailChunk is one committed write kept in memory: b was written at pos
+// of segment s. It is never modified.
+type tailChunk struct {
+	s    *segment
+	pos  int64
+	base int64 // the offset of its first record
+	b    []byte
+}
+
+// keepTail adds the write b at pos of s, from offset base, to the tail and drops the oldest
+// writes past Options.TailBytes. Called with mu held for writing.
+func (p *Partition) keepTail(s *segment, pos, base int64, b []byte) {
+	if p.opts.TailBytes <= 0 {
+		return
+	}
+	if (len(p.tail) > 0 && p.tail[0].s != s) || len(b) > p.opts.TailBytes {
+		// The segment rolled, or b alone is over the budget.
+		p.tail, p.tailHeld = nil, 0
+		if len(b) > p.opts.TailBytes {
+			return
+		}
+	}
+	p.tailHeld += len(b)
+	for p.tailHeld > p.opts.TailBytes {
+		p.tailHeld -= len(p.tail[0].b)
+		p.tail = p.tail[1:]
+	}
+	p.tail = append(p.tail, tailChunk{s: s, pos: pos, base: base, b: b})
 }
 
 // roll seals the active segment (fsynced whatever the durability, so only

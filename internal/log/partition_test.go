@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -454,7 +455,14 @@ func TestReadWhileAppending(t *testing.T) {
 // across segments, and checks that every record comes back once, in order,
 // with its bytes, whatever the budget.
 func TestReadFromChunks(t *testing.T) {
-	p := mustOpen(t, t.TempDir(), Options{SegmentBytes: 1 << 20})
+	// Reads from the file alone, and from the file and the kept tail.
+	for _, tail := range []int{-1, 0} {
+		t.Run(fmt.Sprintf("tail=%d", tail), func(t *testing.T) { testReadFromChunks(t, tail) })
+	}
+}
+
+func testReadFromChunks(t *testing.T, tail int) {
+	p := mustOpen(t, t.TempDir(), Options{SegmentBytes: 1 << 20, TailBytes: tail})
 	defer p.Close()
 	var want [][]byte
 	for i := range 400 {
@@ -491,5 +499,91 @@ func TestReadFromChunks(t *testing.T) {
 				off++
 			}
 		}
+	}
+}
+
+// TestTailServesRecentWrites: reads near the end of the active segment come
+// from the writes the committer kept, reads further back from the file.
+// The file is damaged under the live partition to tell the two apart: what
+// the tail holds still reads back intact, what it no longer holds is
+// reported as corruption.
+func TestTailServesRecentWrites(t *testing.T) {
+	dir := t.TempDir()
+	const budget = 3000
+	p := mustOpen(t, dir, Options{TailBytes: budget})
+	defer p.Close()
+	const n = 200
+	for i := range n {
+		mustAppend(t, p, Record{Timestamp: t0, Value: val(i)})
+	}
+	if p.tailHeld > budget || p.tailHeld < budget-200 || len(p.tail) == 0 {
+		t.Fatalf("tail holds %d bytes in %d writes; want about %d", p.tailHeld, len(p.tail), budget)
+	}
+	kept := p.tail[0].base // the first offset the tail holds
+
+	f, err := os.OpenFile(segPath(dir, 0), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, st.Size()), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	recs := readAll(t, p, kept)
+	if len(recs) != int(n-kept) {
+		t.Fatalf("read %d records from the tail, want %d", len(recs), n-kept)
+	}
+	for _, r := range recs {
+		if string(r.Value) != string(val(int(r.Offset))) {
+			t.Fatalf("record %d = %q, want %q", r.Offset, r.Value, val(int(r.Offset)))
+		}
+	}
+	var ce *CorruptionError
+	if _, _, err := p.ReadFrom(kept-1, 1<<20); !errors.As(err, &ce) {
+		t.Fatalf("ReadFrom(%d) past the tail on a zeroed file = %v, want a *CorruptionError", kept-1, err)
+	}
+}
+
+// TestTailFollowsRolls: the tail only ever holds writes of the active
+// segment, within its budget, and reads across rolls return every record.
+func TestTailFollowsRolls(t *testing.T) {
+	dir := t.TempDir()
+	p := mustOpen(t, dir, Options{SegmentBytes: 4000, TailBytes: 2500})
+	defer p.Close()
+	var want int64
+	for i := range 300 {
+		recs := make([]Record, 1+i%3)
+		for j := range recs {
+			recs[j] = Record{Timestamp: t0, Value: val(int(want))}
+			want++
+		}
+		mustAppend(t, p, recs...)
+		p.mu.RLock()
+		active := p.segments[len(p.segments)-1]
+		for _, c := range p.tail {
+			if c.s != active {
+				t.Fatalf("after append %d the tail holds a write of segment %d; the active one is %d", i, c.s.base, active.base)
+			}
+		}
+		if p.tailHeld > 2500 {
+			t.Fatalf("tail holds %d bytes, budget 2500", p.tailHeld)
+		}
+		p.mu.RUnlock()
+		if i%37 == 0 {
+			for from := int64(0); from < want; from += 13 {
+				got := readAll(t, p, from)
+				if int64(len(got)) != want-from || got[0].Offset != from || string(got[len(got)-1].Value) != string(val(int(want-1))) {
+					t.Fatalf("after append %d: readAll(%d) = %d records, want %d", i, from, len(got), want-from)
+				}
+			}
+		}
+	}
+	if len(p.segments) < 3 {
+		t.Fatalf("%d segments; the test needs rolls", len(p.segments))
 	}
 }

@@ -14,6 +14,8 @@ type segmentView struct {
 	next  int64
 	maxTS int64
 	index []indexEntry
+	// tail is the partition's in-memory tail when it is of this segment.
+	tail []tailChunk
 }
 
 // views snapshots the segments from the one holding offset (or all, when
@@ -34,7 +36,11 @@ func (p *Partition) views(offset int64, all bool) ([]segmentView, int64, error) 
 	}
 	vs := make([]segmentView, 0, len(p.segments)-i)
 	for _, s := range p.segments[i:] {
-		vs = append(vs, segmentView{s: s, size: s.size, next: s.next, maxTS: s.maxTS, index: s.index})
+		v := segmentView{s: s, size: s.size, next: s.next, maxTS: s.maxTS, index: s.index}
+		if len(p.tail) > 0 && p.tail[0].s == s {
+			v.tail = p.tail
+		}
+		vs = append(vs, v)
 	}
 	return vs, p.hw, nil
 }
@@ -144,12 +150,28 @@ func readViews(vs []segmentView, offset int64, maxBytes int) (out []Record, next
 type chunk struct {
 	pos int64
 	b   []byte
+	// written: b is a write the committer kept (Partition.tail), not bytes
+	// read back from the file; its CRCs need no check.
+	written bool
+}
+
+// fromTail points c at the kept write holding pos, if there is one.
+func (v *segmentView) fromTail(c *chunk, pos int64) bool {
+	t := v.tail
+	i := sort.Search(len(t), func(i int) bool { return t[i].pos > pos }) - 1
+	if i < 0 || pos >= t[i].pos+int64(len(t[i].b)) {
+		return false
+	}
+	c.pos, c.b, c.written = t[i].pos, t[i].b, true
+	return true
 }
 
 // readBatch returns the CRC-checked batch at pos, which must start at
-// offset expect: from c when c holds it, else from a new read of at least
-// ahead bytes (or the whole batch, or what the segment has left).
+// offset expect: from c when c holds it, else from the kept write that
+// holds it (v.tail), else from a new read of at least ahead bytes (or the
+// whole batch, or what the segment has left).
 func (v *segmentView) readBatch(c *chunk, pos, expect int64, ahead int) (batchHeader, []byte, error) {
+	tried := false
 	for {
 		h, buf, need, err := v.sliceBatch(c, pos)
 		if err != nil {
@@ -164,9 +186,13 @@ func (v *segmentView) readBatch(c *chunk, pos, expect int64, ahead int) (batchHe
 			}
 			return h, buf, nil
 		}
+		if !tried && v.fromTail(c, pos) {
+			tried = true // a kept write holds whole batches: at most once
+			continue
+		}
 		// sliceBatch checked that the segment holds need bytes from pos.
 		n := min(v.size-pos, max(int64(ahead), need))
-		c.pos, c.b = pos, make([]byte, n)
+		c.pos, c.b, c.written = pos, make([]byte, n), false
 		if _, err := v.s.f.ReadAt(c.b, pos); err != nil {
 			c.b = nil
 			return h, nil, fmt.Errorf("read segment %q at %d: %w", v.s.path, pos, err)
@@ -196,6 +222,9 @@ func (v *segmentView) sliceBatch(c *chunk, pos int64) (h batchHeader, buf []byte
 		return h, nil, h.size(), nil
 	}
 	buf = c.b[off:end:end]
+	if c.written {
+		return h, buf, 0, nil
+	}
 	if sum := checksum(buf); sum != h.crc {
 		return h, nil, 0, fmt.Errorf("%w: crc %#08x, header says %#08x", errBadBatch, sum, h.crc)
 	}
@@ -218,6 +247,10 @@ func (v *segmentView) corruption(pos, expect int64, cause error) error {
 // there does not match, locate falls back to position 0 and the reader
 // walks the segment, so a damaged index never reads as a damaged segment.
 func (v *segmentView) locate(offset int64) (pos, first int64) {
+	if t := v.tail; len(t) > 0 && offset >= t[0].base {
+		i := sort.Search(len(t), func(i int) bool { return t[i].base > offset }) - 1
+		return t[i].pos, t[i].base
+	}
 	pos, first = seekIndex(v.index, v.s.base, offset)
 	if pos == 0 {
 		return 0, v.s.base
