@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	goruntime "runtime"
 	rt "runtime"
 	"runtime/debug"
 	"time"
@@ -208,6 +209,11 @@ func flushLogs(logger *slog.Logger) {
 	}
 }
 
+// cpuProcs is GOMAXPROCS as Go set it at start: the CPUs the process may
+// use. runtime.extra_procs adds to it (once, however many runs a process
+// makes).
+var cpuProcs = goruntime.GOMAXPROCS(0)
+
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	path, ok := oneFile(fs, args, stderr)
@@ -222,6 +228,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer flushLogs(logger)
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(l.Config.Runtime.GCPercent)
+	}
+	if n := l.Config.Runtime.ExtraProcs; n > 0 && os.Getenv("GOMAXPROCS") == "" {
+		goruntime.GOMAXPROCS(cpuProcs + n)
 	}
 	if lim := int64(l.Config.Runtime.MemoryLimit); lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(goMemoryLimit(lim, l, logger))

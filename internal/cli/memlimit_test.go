@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"log/slog"
+	goruntime "runtime"
+	"strings"
 	"testing"
 
 	"github.com/weir-dev/weir/internal/app"
@@ -32,5 +36,38 @@ func TestGoMemoryLimit(t *testing.T) {
 	}
 	if got := goMemoryLimit(100*mib, l, log); got != 25*mib {
 		t.Errorf("a limit below the store's needs: %d, want a quarter", got)
+	}
+}
+
+// weir run sets GOMAXPROCS to the CPUs plus runtime.extra_procs, once (a
+// second run in the same process does not add again), unless the
+// GOMAXPROCS environment variable is set.
+func TestExtraProcs(t *testing.T) {
+	t.Cleanup(func() { goruntime.GOMAXPROCS(cpuProcs) })
+	run := func(extra, env string) int {
+		t.Helper()
+		t.Setenv("GOMAXPROCS", env)
+		path := writeFile(t, "procs.yaml", "name: procs\ncontrol: {address: \"\"}\nstatus: \"off\"\n"+
+			"runtime: {extra_procs: "+extra+"}\n"+
+			"inputs:\n  gen: {type: generate, count: 10}\noutputs:\n  out: {type: discard, from: gen}\n")
+		var stdout, stderr bytes.Buffer
+		if code := Main(context.Background(), []string{"run", path}, strings.NewReader(""), &stdout, &stderr); code != ExitOK {
+			t.Fatalf("run exit code %d\n%s", code, stderr.String())
+		}
+		return goruntime.GOMAXPROCS(0)
+	}
+	for _, c := range []struct {
+		extra, env string
+		want       int
+	}{
+		{"1", "", cpuProcs + 1},
+		{"1", "", cpuProcs + 1}, // not cpuProcs + 2
+		{"2", "", cpuProcs + 2},
+		{"0", "", cpuProcs + 2},  // 0 leaves GOMAXPROCS alone
+		{"3", "7", cpuProcs + 2}, // the environment wins
+	} {
+		if got := run(c.extra, c.env); got != c.want {
+			t.Errorf("extra_procs %s, GOMAXPROCS=%q: GOMAXPROCS %d, want %d", c.extra, c.env, got, c.want)
+		}
 	}
 }

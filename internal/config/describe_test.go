@@ -87,7 +87,7 @@ func TestPipelineFields(t *testing.T) {
 		names = append(names, f.Name)
 	}
 	want := []string{"name", "control", "control.address", "logging", "logging.level", "logging.format", "status",
-		"runtime", "runtime.batch_size", "runtime.linger", "runtime.queue_events", "runtime.queue_bytes", "runtime.shutdown_timeout", "runtime.gc_percent", "runtime.memory_limit",
+		"runtime", "runtime.batch_size", "runtime.linger", "runtime.queue_events", "runtime.queue_bytes", "runtime.shutdown_timeout", "runtime.gc_percent", "runtime.extra_procs", "runtime.memory_limit",
 		"state", "state.dir", "state.checkpoint_interval", "state.block_cache", "inputs", "processors", "outputs"}
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("PipelineFields = %v\nwant %v", names, want)

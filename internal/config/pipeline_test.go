@@ -128,6 +128,7 @@ func TestDefaultTags(t *testing.T) {
 		"state.checkpoint_interval":       spec.State.CheckpointInterval.String(),
 		"state.block_cache":               spec.State.BlockCache.String(),
 		"runtime.gc_percent":              "300",
+		"runtime.extra_procs":             strconv.Itoa(spec.Runtime.ExtraProcs),
 		"runtime.memory_limit":            strconv.FormatInt(int64(spec.Runtime.MemoryLimit), 10),
 		"parallelism":                     "1",
 		"on_error":                        node.OnError,
