@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	goruntime "runtime"
 	rt "runtime"
 	"runtime/debug"
 	"time"
@@ -212,7 +211,7 @@ func flushLogs(logger *slog.Logger) {
 // cpuProcs is GOMAXPROCS as Go set it at start: the CPUs the process may
 // use. runtime.extra_procs adds to it (once, however many runs a process
 // makes).
-var cpuProcs = goruntime.GOMAXPROCS(0)
+var cpuProcs = rt.GOMAXPROCS(0)
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
@@ -230,7 +229,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		debug.SetGCPercent(l.Config.Runtime.GCPercent)
 	}
 	if n := l.Config.Runtime.ExtraProcs; n > 0 && os.Getenv("GOMAXPROCS") == "" {
-		goruntime.GOMAXPROCS(cpuProcs + n)
+		rt.GOMAXPROCS(cpuProcs + n)
 	}
 	if lim := int64(l.Config.Runtime.MemoryLimit); lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(goMemoryLimit(lim, l, logger))
