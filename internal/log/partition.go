@@ -1,6 +1,7 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -93,6 +94,7 @@ type Partition struct {
 	appends, records, writes, syncs, bytes, deletedSegments, full atomic.Uint64
 
 	// Committer-only scratch.
+	bs   [][]byte
 	wbuf []byte
 	ibuf []byte
 	nidx []indexEntry
@@ -405,12 +407,7 @@ func (p *Partition) commit(group []*appendReq, total int) {
 		}
 	}
 
-	// With a tail the written bytes are handed to readers, so each write
-	// gets a new buffer; without one the buffer is reused.
-	buf := p.wbuf[:0]
-	if p.opts.TailBytes > 0 {
-		buf = make([]byte, 0, total)
-	}
+	bs := p.bs[:0]
 	nidx := p.nidx[:0]
 	next, pos, maxTS, lastIndexed := s.next, s.size, s.maxTS, s.lastIndexed
 	writeBase := next
@@ -420,15 +417,28 @@ func (p *Partition) commit(group []*appendReq, total int) {
 			nidx = append(nidx, indexEntry{rel: uint32(next - s.base), pos: uint32(pos), maxTSBefore: maxTS})
 			lastIndexed = pos
 		}
-		buf = append(buf, r.batch...)
+		bs = append(bs, r.batch)
 		r.base = next
 		next += r.count
 		pos += int64(len(r.batch))
 		maxTS = max(maxTS, r.maxTS)
 	}
-	if p.opts.TailBytes <= 0 && cap(buf) <= 2*p.opts.MaxWriteBytes {
-		p.wbuf = buf
+	var buf []byte
+	if p.opts.TailBytes > 0 {
+		// The written bytes are handed to readers: a new buffer for each
+		// write (bytes.Join does not zero it first).
+		buf = bytes.Join(bs, nil)
+	} else {
+		buf = p.wbuf[:0]
+		for _, b := range bs {
+			buf = append(buf, b...)
+		}
+		if cap(buf) <= 2*p.opts.MaxWriteBytes {
+			p.wbuf = buf
+		}
 	}
+	clear(bs)
+	p.bs = bs
 	writePos := s.size
 	p.nidx = nidx
 
