@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/weir-dev/weir/internal/jsondoc"
 	"io"
 	"net/http"
 	"testing"
@@ -116,6 +117,13 @@ func checkEvents(t *testing.T, d *decoder, body []byte, err error) {
 		}
 		if !refAccept(raw, fuzzLimits.MaxDepth) {
 			t.Fatalf("accepted event %d %q has a duplicate key or is too deep", i, raw)
+		}
+		// The http input marks accepted events checked (event.MarkChecked),
+		// so pipelines read them with jsondoc's ParseUnchecked: they must
+		// meet its terms, an object Parse accepts.
+		var doc jsondoc.Doc
+		if err := doc.Parse(raw); err != nil || doc.Root().Kind != jsondoc.Object {
+			t.Fatalf("accepted event %d %q: jsondoc.Parse = %v, root %v; want an object", i, raw, err, doc.Root().Kind)
 		}
 		wantID, hasID := refEventID(raw)
 		gotID := ""

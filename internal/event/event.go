@@ -32,6 +32,27 @@ type Event struct {
 	// Ack is the acknowledgement this event holds a reference on. Nil when
 	// nobody waits for the event.
 	Ack *Ack
+
+	// checkedAt and checkedLen identify the Value MarkChecked marked.
+	checkedAt  *byte
+	checkedLen int
+}
+
+// MarkChecked records that Value, as it is now, is one JSON object that
+// jsondoc.Parse accepts, with no top-level key twice: an input that
+// validated it with rules at least as strict (the event collector) says
+// so, and stages then read it without checking it again
+// (jsondoc.Doc.ParseUnchecked). The mark is of these very bytes: once
+// Value is replaced or re-sliced, Checked reports false.
+func (e *Event) MarkChecked() {
+	if len(e.Value) > 0 {
+		e.checkedAt, e.checkedLen = &e.Value[0], len(e.Value)
+	}
+}
+
+// Checked reports whether MarkChecked marked the current Value.
+func (e *Event) Checked() bool {
+	return e.checkedLen > 0 && len(e.Value) == e.checkedLen && &e.Value[0] == e.checkedAt
 }
 
 // Header returns the value of the first header named key.
@@ -67,7 +88,7 @@ func (e *Event) Size() int {
 
 // eventOverhead approximates the in-memory size of the Event struct itself,
 // so that queues of tiny events are bounded too.
-const eventOverhead = 96
+const eventOverhead = 112
 
 // Ack counts the outstanding events derived from one unit of input (usually
 // one batch). When the count reaches zero its callback runs, once, on the

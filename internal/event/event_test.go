@@ -379,3 +379,38 @@ func TestSetHeaderCopies(t *testing.T) {
 		t.Errorf("e1 headers = %+v, want b, c, a once each", e1.Headers)
 	}
 }
+
+// The checked mark belongs to the marked bytes: copies of the event keep
+// it, a replaced or re-sliced Value loses it.
+func TestMarkChecked(t *testing.T) {
+	v := []byte(`{"a":1}`)
+	e := event.Event{Value: v}
+	if e.Checked() {
+		t.Fatal("a new event is checked")
+	}
+	e.MarkChecked()
+	if !e.Checked() {
+		t.Fatal("MarkChecked did not mark")
+	}
+	c := e
+	if !c.Checked() {
+		t.Fatal("a copy lost the mark")
+	}
+	for name, nv := range map[string][]byte{
+		"same text, other bytes": []byte(`{"a":1}`),
+		"a prefix":               v[:3],
+		"a suffix":               v[1:],
+		"empty":                  nil,
+	} {
+		c := e
+		c.Value = nv
+		if c.Checked() {
+			t.Errorf("%s: still checked", name)
+		}
+	}
+	empty := event.Event{}
+	empty.MarkChecked()
+	if empty.Checked() {
+		t.Error("an empty value is checked")
+	}
+}

@@ -111,3 +111,33 @@ func BenchmarkParseSetNestedAppend(b *testing.B) {
 		out = d.AppendJSON(out[:0])
 	}
 }
+
+// BenchmarkLookupEvent: one field of a collector event, after Parse and
+// after ParseUnchecked (what a filter on an http input's events does).
+func BenchmarkLookupEvent(b *testing.B) {
+	raw := []byte(`{"event_id":"13c2dfac-3e31-44ed-afb3-1a71e5c0dc5e","type":"click","user_id":"u_824033","session_id":"s_619c8251","ts":1767225611100,"page":"/products/108","props":{"price":103.16,"currency":"EUR"}}`)
+	for _, c := range []struct {
+		name  string
+		parse func(d *Doc)
+	}{
+		{"parse", func(d *Doc) {
+			if err := d.Parse(raw); err != nil {
+				b.Fatal(err)
+			}
+		}},
+		{"unchecked", func(d *Doc) { d.ParseUnchecked(raw) }},
+	} {
+		for _, path := range [][]Seg{{Key("type")}, {Key("props"), Key("currency")}} {
+			b.Run(c.name+"/"+FormatPath(path), func(b *testing.B) {
+				var d Doc
+				b.SetBytes(int64(len(raw)))
+				for b.Loop() {
+					c.parse(&d)
+					if d.Lookup(path).Kind != String {
+						b.Fatal("not found")
+					}
+				}
+			})
+		}
+	}
+}

@@ -13,6 +13,9 @@ type Doc struct {
 	// document order, including deleted ones and duplicates.
 	members  []member
 	modified bool
+	// unindexed: ParseUnchecked set raw without indexing its members.
+	// Lookup reads raw directly; every other use indexes first.
+	unindexed bool
 
 	// buf holds the encodings of values and keys written by edits. It only
 	// grows until the next Parse, so member spans into it and Values
@@ -73,10 +76,72 @@ func (d *Doc) Parse(raw []byte) error {
 	return nil
 }
 
+// ParseUnchecked makes d represent raw, which the caller guarantees is a
+// JSON object that Parse accepts and in which no top-level key appears
+// twice (an input that validated it with rules at least as strict, such as
+// the event collector's, knows this). Nothing is checked: Lookup reads raw
+// as it goes, stopping at the member it wants, which for a flat event with
+// the wanted field near the front is several times cheaper than Parse.
+// Anything else (an edit, AppendJSON of an edited document) indexes raw
+// first, as Parse would; if raw breaks the guarantee, d then becomes
+// empty as after a failed Parse.
+func (d *Doc) ParseUnchecked(raw []byte) {
+	d.reset(raw)
+	d.rs = skipSpace(raw, 0)
+	d.re = len(raw)
+	for d.re > d.rs && isSpace[raw[d.re-1]] {
+		d.re--
+	}
+	if d.rs >= d.re || raw[d.rs] != '{' {
+		return // not an object: Missing, as a failed Parse leaves it
+	}
+	d.kind = Object
+	d.unindexed = true
+}
+
+// index indexes the members of a document ParseUnchecked set.
+func (d *Doc) index() {
+	if !d.unindexed {
+		return
+	}
+	_ = d.Parse(d.raw) // on error d is empty, as documented
+}
+
+// lookupUnindexed is Lookup of a non-empty path in a document that
+// ParseUnchecked set: the first top-level member named path[0] (there is
+// only one), then the children as Lookup finds them.
+func (d *Doc) lookupUnindexed(path []Seg) Value {
+	if path[0].IsIndex() {
+		return Value{}
+	}
+	b := d.raw[d.rs:d.re]
+	key := path[0].Key
+	for i := 1; ; {
+		ks, ke, vs, ve, esc, more := nextMember(b, i)
+		if !more {
+			return Value{}
+		}
+		if d.keyEquals(b[ks:ke], esc, key) {
+			b = b[vs:ve]
+			break
+		}
+		i = ve
+	}
+	for _, seg := range path[1:] {
+		var ok bool
+		if b, ok = d.child(b, seg); !ok {
+			return Value{}
+		}
+	}
+	k, t, n, f, s := decode(b, &d.scratch)
+	return Value{Kind: k, B: t, I: n, F: f, S: s}
+}
+
 func (d *Doc) reset(raw []byte) {
 	d.raw = raw
 	d.kind = Missing
 	d.modified = false
+	d.unindexed = false
 	d.members = d.members[:0]
 	d.buf = resetBuf(d.buf)
 	d.scratch = resetBuf(d.scratch)
@@ -280,6 +345,9 @@ func (d *Doc) Lookup(path []Seg) Value {
 	if len(path) == 0 {
 		return d.Root()
 	}
+	if d.unindexed {
+		return d.lookupUnindexed(path)
+	}
 	if len(path) == 1 && d.kind == Object && !path[0].IsIndex() {
 		// The common case, by hand.
 		j := d.memberIndex(path[0].Key)
@@ -426,7 +494,7 @@ func (d *Doc) value(m *member) []byte {
 // they were added; unchanged keys and values are copied verbatim, so their
 // inner formatting is kept. Nothing is appended when no Parse has succeeded.
 func (d *Doc) AppendJSON(dst []byte) []byte {
-	if !d.modified {
+	if !d.modified { // an unindexed document is never modified
 		return append(dst, d.raw[d.rs:d.re]...)
 	}
 	dst = append(dst, '{')

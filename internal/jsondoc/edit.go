@@ -25,6 +25,7 @@ const (
 // is replaced and the others are removed. Errors are *PathError; on error d
 // is unchanged.
 func (d *Doc) Set(path []Seg, v Value) error {
+	d.index()
 	if v.Kind == Missing {
 		if len(path) == 0 {
 			return pathErr(path, 0, ErrEmptyPath)
@@ -163,6 +164,7 @@ func (d *Doc) dropShadowed(j int, key string) {
 // lead to a value, or a document whose root is not an object, deletes
 // nothing.
 func (d *Doc) Delete(path []Seg) bool {
+	d.index()
 	if len(path) == 0 || d.kind != Object || path[0].IsIndex() {
 		return false
 	}
@@ -208,6 +210,7 @@ func (d *Doc) Delete(path []Seg) bool {
 // its own path changes nothing and reports true; moving it below itself is
 // an error (ErrMoveIntoSelf). Set's errors apply to to.
 func (d *Doc) Rename(from, to []Seg) (bool, error) {
+	d.index()
 	if len(from) == 0 {
 		return false, pathErr(from, 0, ErrEmptyPath)
 	}

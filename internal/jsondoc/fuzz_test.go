@@ -118,3 +118,73 @@ func FuzzParseRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseUnchecked: on every document ParseUnchecked allows (an object
+// that Parse accepts, no top-level key twice), Lookup of any path gives
+// what it gives after Parse, and so do Root, AppendJSON and an edit.
+func FuzzParseUnchecked(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(`{"event_id":"e1","type":"click","props":{"price":1.5,"tags":["a","b"],"k":{"k":null}},"n":-3}`))
+	f.Add([]byte(` {"t\u0079pe" : "x", "a":[{"b":[1,{"c":"\u00e9"}]}] , "z":{}} `))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var d Doc
+		if d.Parse(raw) != nil || d.kind != Object || !utf8.Valid(raw) {
+			return
+		}
+		var orig map[string]any
+		if json.Unmarshal(raw, &orig) != nil || len(orig) != len(d.members) {
+			return // a number beyond float64, or a repeated top-level key
+		}
+		var u Doc
+		u.ParseUnchecked(raw)
+		paths := [][]Seg{nil, {Key("no such key")}, {Index(0)}, {Key("no such key"), Key("x")}}
+		var collect func(v any, path []Seg)
+		collect = func(v any, path []Seg) {
+			paths = append(paths, path, append(path[:len(path):len(path)], Key("no such key")), append(path[:len(path):len(path)], Index(99)))
+			switch w := v.(type) {
+			case map[string]any:
+				for k, c := range w {
+					collect(c, append(path[:len(path):len(path)], Key(k)))
+				}
+			case []any:
+				for i, c := range w {
+					collect(c, append(path[:len(path):len(path)], Index(i)))
+				}
+			}
+		}
+		collect(orig, nil)
+		for _, p := range paths {
+			want, got := d.Lookup(p), u.Lookup(p)
+			if got.Kind != want.Kind || got.B != want.B || got.I != want.I || got.F != want.F || string(got.S) != string(want.S) {
+				t.Fatalf("Lookup(%s) of %q: %+v after ParseUnchecked, %+v after Parse", FormatPath(p), raw, got, want)
+			}
+		}
+		if got, want := u.AppendJSON(nil), d.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("AppendJSON of %q: %q after ParseUnchecked, %q after Parse", raw, got, want)
+		}
+		v := StringValue([]byte("v"))
+		if err1, err2 := u.Set([]Seg{Key("type")}, v), d.Set([]Seg{Key("type")}, v); (err1 == nil) != (err2 == nil) {
+			t.Fatalf("Set of %q: %v after ParseUnchecked, %v after Parse", raw, err1, err2)
+		}
+		if got, want := u.AppendJSON(nil), d.AppendJSON(nil); !bytes.Equal(got, want) {
+			t.Fatalf("AppendJSON after Set of %q: %q after ParseUnchecked, %q after Parse", raw, got, want)
+		}
+	})
+}
+
+// ParseUnchecked of something that is not an object leaves the document
+// empty, as a failed Parse does.
+func TestParseUncheckedNotObject(t *testing.T) {
+	for _, raw := range []string{``, `  `, `[1]`, `"s"`, `1`} {
+		var d Doc
+		d.ParseUnchecked([]byte(raw))
+		if k := d.Lookup([]Seg{Key("a")}).Kind; k != Missing {
+			t.Errorf("ParseUnchecked(%q): Lookup(a) kind %v, want missing", raw, k)
+		}
+		if r := d.Root().Kind; r != Missing {
+			t.Errorf("ParseUnchecked(%q): Root kind %v, want missing", raw, r)
+		}
+	}
+}

@@ -107,6 +107,11 @@ func (r *Record) Doc() (*jsondoc.Doc, error) {
 	case recFailed:
 		return nil, r.err
 	}
+	if r.Event.Checked() {
+		r.doc.ParseUnchecked(r.Event.Value)
+		r.state = recParsed
+		return &r.doc, nil
+	}
 	if err := r.doc.Parse(r.Event.Value); err != nil {
 		r.state = recFailed
 		r.err = &ParseError{Offset: r.Event.Offset, Err: err}

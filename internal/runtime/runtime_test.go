@@ -587,3 +587,40 @@ outputs:
 		t.Errorf("acked %d, want 3000", acked.Load())
 	}
 }
+
+// A Record of an event marked checked reads its value without validating
+// it (the input vouched for it); an unmarked one is validated first. The
+// value here breaks the mark's promise on purpose, to tell the two apart.
+func TestRecordOfCheckedEvent(t *testing.T) {
+	typ := []jsondoc.Seg{jsondoc.Key("type")}
+	bad := []byte(`{"type":"click","x":tru}`)
+
+	var r runtime.Record
+	ev := event.Event{Value: bad}
+	r.Reset(&ev)
+	if _, err := r.Field(typ); err == nil {
+		t.Fatal("an unmarked malformed event parsed")
+	}
+
+	ev = event.Event{Value: bad}
+	ev.MarkChecked()
+	r.Reset(&ev)
+	v, err := r.Field(typ)
+	if err != nil || string(v.S) != "click" {
+		t.Fatalf("Field(type) of a checked event = %+v, %v; want click", v, err)
+	}
+
+	good := event.Event{Value: []byte(`{"type":"click","n":1}`)}
+	good.MarkChecked()
+	r.Reset(&good)
+	d, err := r.Doc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Set(typ, jsondoc.StringValue([]byte("view"))); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Modified() || string(d.AppendJSON(nil)) != `{"type":"view","n":1}` {
+		t.Fatalf("after Set: modified %v, %s", r.Modified(), d.AppendJSON(nil))
+	}
+}

@@ -396,6 +396,9 @@ func copyEvent(e event.Event) event.Event {
 	c := e
 	c.Key = cloneBytes(e.Key)
 	c.Value = cloneBytes(e.Value)
+	if e.Checked() {
+		c.MarkChecked() // the same bytes
+	}
 	if e.Headers != nil {
 		c.Headers = make([]event.Header, len(e.Headers))
 		for i, h := range e.Headers {

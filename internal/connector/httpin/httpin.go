@@ -178,7 +178,10 @@ func (n *Node) NewInput(env runtime.Env) (runtime.Input, error) {
 		}
 		n.sh, n.srv = sh, srv
 	}
-	src, err := logio.NewSource(n.sh, logio.SourceOptions{Reader: env.Pipeline + "." + env.Node, MaxBatchBytes: int(n.cfg.MaxBatchBytes)}, env)
+	// The collector writes only events it validated: they are read as
+	// checked (no second validation downstream).
+	opts := logio.SourceOptions{Reader: env.Pipeline + "." + env.Node, MaxBatchBytes: int(n.cfg.MaxBatchBytes), Checked: true}
+	src, err := logio.NewSource(n.sh, opts, env)
 	if err != nil {
 		if n.refs == 0 {
 			_ = n.sh.Release()

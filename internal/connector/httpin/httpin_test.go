@@ -66,7 +66,7 @@ func startInput(t *testing.T, c Config, out *testkit.Outlet) (*Node, runtime.Inp
 }
 
 // Events answered 200 reach the pipeline from the log, with the
-// collector's metadata as headers; a restart does not read them again once
+// collector's metadata as headers, marked checked; a restart does not read them again once
 // acknowledged.
 func TestEventsFlowThroughTheLog(t *testing.T) {
 	c := testConfig(t)
@@ -86,6 +86,9 @@ func TestEventsFlowThroughTheLog(t *testing.T) {
 		id, _ := e.Header("event_id")
 		if string(tenant) != "acme" || (string(id) != "a" && string(id) != "b") || string(e.Key) != string(id) {
 			t.Fatalf("event %s: tenant %q id %q key %q", e.Value, tenant, id, e.Key)
+		}
+		if !e.Checked() {
+			t.Fatalf("event %s is not marked checked: processors would validate it again", e.Value)
 		}
 	}
 	stop()

@@ -25,6 +25,10 @@ type SourceOptions struct {
 	Start string
 	// MaxBatchBytes bounds the key, value and header bytes of one batch.
 	MaxBatchBytes int
+	// Checked says every value in the log is a JSON object that the writer
+	// validated (the http input's log): events are marked so
+	// (event.Event.MarkChecked) and not checked again downstream.
+	Checked bool
 	// Poll is how often an idle source looks for new records when nobody
 	// notifies it.
 	Poll time.Duration
@@ -254,7 +258,11 @@ func (s *Source) readOnce(ctx context.Context, ps *partSource, out runtime.Outle
 	ack := event.NewAck(len(recs), func() { ps.prog.Done(ticket) })
 	for i := range recs {
 		r := &recs[i]
-		b.Append(event.Event{Key: r.Key, Value: r.Value, Time: r.Timestamp.UnixNano(), Offset: r.Offset, Headers: r.Headers, Ack: ack})
+		ev := event.Event{Key: r.Key, Value: r.Value, Time: r.Timestamp.UnixNano(), Offset: r.Offset, Headers: r.Headers, Ack: ack}
+		if s.opts.Checked {
+			ev.MarkChecked()
+		}
+		b.Append(ev)
 	}
 	ps.next = next
 	if err := out.Emit(ctx, b); err != nil {
