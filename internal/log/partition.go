@@ -87,6 +87,10 @@ type Partition struct {
 	readers   map[string]int64
 	// retainMu serializes segment deletion.
 	retainMu sync.Mutex
+	// shreds are the deleted segments being freed; closing is closed by
+	// Close to hurry them.
+	shreds  sync.WaitGroup
+	closing chan struct{}
 	// metaMu guards meta and writes of the meta file (rolls, retention).
 	metaMu sync.Mutex
 	meta   partitionMeta
@@ -137,8 +141,12 @@ func open(dir string, opts Options, fsys fileSystem) (*Partition, error) {
 		recovery: Recovery{TruncatedAt: -1},
 		reqs:     make(chan *appendReq, opts.QueueDepth),
 		done:     make(chan struct{}),
+		closing:  make(chan struct{}),
 	}
-	err = p.loadReaders()
+	err = removeTrash(fsys, dir)
+	if err == nil {
+		err = p.loadReaders()
+	}
 	if err == nil {
 		err = p.recover()
 	}
@@ -559,8 +567,10 @@ func (p *Partition) Close() error {
 	}
 	p.closed = true
 	close(p.reqs)
+	close(p.closing)
 	p.closeMu.Unlock()
 	<-p.done
+	p.shreds.Wait()
 
 	p.mu.Lock()
 	defer p.mu.Unlock()

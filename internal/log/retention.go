@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Readers file v1 ("readers" in the partition directory), replaced
@@ -228,7 +229,20 @@ func (p *Partition) deleteSegments(full bool) (int, error) {
 	// a shorter prefix removed, never a hole.
 	var errs []error
 	for _, s := range victims {
-		errs = append(errs, s.close(), p.fsys.Remove(s.path))
+		// Renamed away, the segment is gone from the log; its blocks are
+		// freed in the background, a few MiB at a time (shred).
+		trash := s.path + trashSuffix
+		if err := p.fsys.Rename(s.path, trash); err != nil {
+			errs = append(errs, s.close(), p.fsys.Remove(s.path))
+		} else {
+			p.closeMu.RLock()
+			if p.closed { // Close may be waiting for shreds already
+				errs = append(errs, s.close(), p.fsys.Remove(trash))
+			} else {
+				p.shreds.Go(func() { p.shred(s, trash) })
+			}
+			p.closeMu.RUnlock()
+		}
 		if err := p.fsys.Remove(s.indexPath()); err != nil && !isNotExist(err) {
 			errs = append(errs, err) // a missing index is only a cache gone
 		}
@@ -276,4 +290,52 @@ func (p *Partition) admit(group []*appendReq) int {
 		n = fits()
 	}
 	return n
+}
+
+// trashSuffix names a deleted segment whose blocks are still being freed.
+// Open removes any it finds (a crash in the middle of a shred).
+const trashSuffix = ".deleting"
+
+// shredChunk and shredPause pace shred.
+const (
+	shredChunk = 4 << 20
+	shredPause = 2 * time.Millisecond
+)
+
+// shred frees a deleted segment's blocks a chunk at a time, from the end,
+// then removes the file. Freeing a whole segment at once stalls the next
+// fsyncs of the active segment for tens of milliseconds on file systems
+// that discard freed blocks in their journal commit (ext4 -o discard);
+// paced, each commit frees a few MiB. Close cuts the pauses short.
+func (p *Partition) shred(s *segment, trash string) {
+	for size := s.size - shredChunk; size > 0; size -= shredChunk {
+		if s.f.Truncate(size) != nil {
+			break
+		}
+		select {
+		case <-p.closing:
+		case <-time.After(shredPause):
+		}
+	}
+	_ = s.close()
+	if err := p.fsys.Remove(trash); err != nil && !isNotExist(err) {
+		p.opts.Logger.Warn("log: could not remove a deleted segment; the next open removes it", "path", trash, "err", err)
+	}
+}
+
+// removeTrash removes segments a shred did not finish. Called by Open,
+// which holds the directory's lock.
+func removeTrash(fsys fileSystem, dir string) error {
+	entries, err := fsys.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), segmentSuffix+trashSuffix) {
+			if err := fsys.Remove(filepath.Join(dir, e.Name())); err != nil && !isNotExist(err) {
+				return fmt.Errorf("remove deleted segment: %w", err)
+			}
+		}
+	}
+	return nil
 }

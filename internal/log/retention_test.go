@@ -161,3 +161,53 @@ func TestNoReadersNoDeletion(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A deleted segment leaves the log at once (renamed to .deleting) and its
+// file is freed in the background; Close waits for that, and Open removes
+// what a crash in the middle of it left, partly cut, without calling it
+// damage.
+func TestDeletedSegmentsAreShredded(t *testing.T) {
+	dir := t.TempDir()
+	// Segments of several shred chunks, so the shred takes a few steps.
+	opts := Options{SegmentBytes: 3 * shredChunk, MaxWriteBytes: 1 << 20}
+	p := mustOpen(t, dir, opts)
+	big := make([]byte, 512<<10)
+	const n = 60
+	for range n {
+		mustAppend(t, p, Record{Timestamp: t0, Value: big})
+	}
+	if err := p.Commit("r", 50); err != nil {
+		t.Fatal(err)
+	}
+	start := p.LogStartOffset()
+	if start == 0 {
+		t.Fatal("nothing was deleted")
+	}
+	// Gone from the log at once, whatever the shred's progress.
+	if _, err := os.Stat(segPath(dir, 0)); !os.IsNotExist(err) {
+		t.Fatalf("segment 0 is still a segment: %v", err)
+	}
+	if got := len(readAll(t, p, start)); got != n-int(start) {
+		t.Fatalf("read %d records from %d", got, start)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, "*"+trashSuffix)); len(m) != 0 {
+		t.Fatalf("Close left %v", m)
+	}
+
+	// A crash in the middle of a shred: a cut .deleting file.
+	trash := segPath(dir, 0) + trashSuffix
+	if err := os.WriteFile(trash, []byte("cut short"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p = mustOpen(t, dir, opts)
+	defer p.Close()
+	if _, err := os.Stat(trash); !os.IsNotExist(err) {
+		t.Fatalf("Open left %s: %v", trash, err)
+	}
+	if p.LogStartOffset() != start || p.HighWatermark() != n {
+		t.Fatalf("after reopen: [%d, %d), want [%d, %d)", p.LogStartOffset(), p.HighWatermark(), start, n)
+	}
+}
