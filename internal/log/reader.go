@@ -1,7 +1,9 @@
 package log
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -119,11 +121,34 @@ func (r *Reader) ReadFrom(offset int64, maxBytes int) ([]Record, int64, error) {
 		}
 		return 1
 	})
-	out, next, _, err := readViews(vs[i:], offset, maxBytes)
+	out, next, expect, err := readViews(vs[i:], offset, maxBytes)
 	if err == nil && next == hw {
 		err = damage
 	}
+	if err != nil {
+		err = deletedWhileRead(vs[i:], expect, err)
+	}
 	return out, next, err
+}
+
+// deletedWhileRead turns the error of a read that failed at offset expect
+// into ErrOffsetOutOfRange when the writer's retention deleted the segment
+// under the reader: a deleted segment is renamed, then cut short in the
+// background (shred), so the read finds it shorter than when it was
+// listed. Damage (a *CorruptionError) is reported as it is.
+func deletedWhileRead(vs []segmentView, expect int64, err error) error {
+	if _, ok := errors.AsType[*CorruptionError](err); ok {
+		return err
+	}
+	for _, v := range vs {
+		if expect >= v.s.base && expect < v.next {
+			if _, serr := os.Stat(v.s.path); errors.Is(serr, fs.ErrNotExist) {
+				return fmt.Errorf("%w: offset %d was deleted by retention while it was being read", ErrOffsetOutOfRange, expect)
+			}
+			break
+		}
+	}
+	return err
 }
 
 // SegmentInfo describes one segment file as a Reader sees it.

@@ -189,3 +189,42 @@ func TestFindPartitions(t *testing.T) {
 		t.Fatal("partitions 0 and 2 without 1 accepted")
 	}
 }
+
+// A Reader in the middle of a segment the writer's retention deletes (the
+// segment is renamed, then cut short in the background) gets
+// ErrOffsetOutOfRange, not an I/O error.
+func TestReaderOfShreddedSegment(t *testing.T) {
+	dir := t.TempDir()
+	p := mustOpen(t, dir, Options{SegmentBytes: 2000})
+	defer p.Close()
+	fill(t, p, 60)
+	r, err := OpenReader(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// What a shred does to segment 0, under the open Reader.
+	path := segPath(dir, 0)
+	if err := os.Rename(path, path+trashSuffix); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path+trashSuffix, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.ReadFrom(0, 1<<20); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("ReadFrom(0) of a shredded segment = %v, want ErrOffsetOutOfRange", err)
+	}
+	// Damage is still damage.
+	f, err := os.OpenFile(segPath(dir, p.segments[1].base), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xff, 0xff, 0xff, 0xff}, 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	var ce *CorruptionError
+	if _, _, err := r.ReadFrom(p.segments[1].base, 1<<20); !errors.As(err, &ce) {
+		t.Fatalf("ReadFrom of a damaged segment = %v, want a *CorruptionError", err)
+	}
+}
