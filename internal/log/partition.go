@@ -496,18 +496,19 @@ type tailChunk struct {
 	b    []byte
 }
 
-// keepTail adds the write b at pos of s, from offset base, to the tail and drops the oldest
-// writes past Options.TailBytes. Called with mu held for writing.
+// keepTail adds the write b at pos of s, from offset base, to the tail
+// and drops the oldest writes past Options.TailBytes. Called with mu held
+// for writing.
 func (p *Partition) keepTail(s *segment, pos, base int64, b []byte) {
 	if p.opts.TailBytes <= 0 {
 		return
 	}
-	if (len(p.tail) > 0 && p.tail[0].s != s) || len(b) > p.opts.TailBytes {
-		// The segment rolled, or b alone is over the budget.
-		p.tail, p.tailHeld = nil, 0
-		if len(b) > p.opts.TailBytes {
-			return
-		}
+	if len(p.tail) > 0 && p.tail[0].s != s {
+		p.tail, p.tailHeld = nil, 0 // the segment rolled
+	}
+	if len(b) > p.opts.TailBytes {
+		p.tail, p.tailHeld = nil, 0 // b alone is over the budget
+		return
 	}
 	p.tailHeld += len(b)
 	for p.tailHeld > p.opts.TailBytes {

@@ -3,7 +3,6 @@ package log
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -126,7 +125,7 @@ func (r *Reader) ReadFrom(offset int64, maxBytes int) ([]Record, int64, error) {
 		err = damage
 	}
 	if err != nil {
-		err = deletedWhileRead(vs[i:], expect, err)
+		err = deletedWhileRead(r.scan.fsys, vs[i:], expect, err)
 	}
 	return out, next, err
 }
@@ -136,13 +135,13 @@ func (r *Reader) ReadFrom(offset int64, maxBytes int) ([]Record, int64, error) {
 // under the reader: a deleted segment is renamed, then cut short in the
 // background (shred), so the read finds it shorter than when it was
 // listed. Damage (a *CorruptionError) is reported as it is.
-func deletedWhileRead(vs []segmentView, expect int64, err error) error {
+func deletedWhileRead(fsys fileSystem, vs []segmentView, expect int64, err error) error {
 	if _, ok := errors.AsType[*CorruptionError](err); ok {
 		return err
 	}
 	for _, v := range vs {
 		if expect >= v.s.base && expect < v.next {
-			if _, serr := os.Stat(v.s.path); errors.Is(serr, fs.ErrNotExist) {
+			if _, serr := fsys.Stat(v.s.path); isNotExist(serr) {
 				return fmt.Errorf("%w: offset %d was deleted by retention while it was being read", ErrOffsetOutOfRange, expect)
 			}
 			break
